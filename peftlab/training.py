@@ -1,0 +1,69 @@
+"""A plain training loop for sequence classification, with a progress bar and a timer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainingReport:
+    """What a fine-tune did: loss per step and the seconds it took."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def tokenize_batches(tokenizer, texts: list[str], labels: list[int], batch_size: int, max_length: int = 64):
+    """Split texts and labels into tokenized batches (dicts of tensors with ``labels``)."""
+    batches = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        batch["labels"] = torch.tensor(labels[start : start + batch_size])
+        batches.append(batch)
+    return batches
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, batches) -> float:
+    """Share of examples whose argmax logit equals the label."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for batch in batches:
+        inputs = {key: value for key, value in batch.items() if key != "labels"}
+        predictions = model(**inputs).logits.argmax(dim=-1)
+        correct += (predictions == batch["labels"]).sum().item()
+        total += len(batch["labels"])
+    model.train(was_training)
+    return correct / total
+
+
+def train(model: torch.nn.Module, batches, epochs: int = 1, lr: float = 1e-3, seed: int = 0) -> TrainingReport:
+    """Train the parameters that require gradients with AdamW; show a progress bar; time it."""
+    torch.manual_seed(seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("The model has no trainable parameters: nothing to train.")
+    optimizer = torch.optim.AdamW(trainable, lr=lr)
+    report = TrainingReport()
+    model.train()
+    start = time.perf_counter()
+    with tqdm(total=epochs * len(batches), desc="training", unit="step") as bar:
+        for _ in range(epochs):
+            for batch in batches:
+                loss = model(**batch).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                report.losses.append(loss.item())
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update()
+    report.seconds = time.perf_counter() - start
+    model.eval()
+    return report
