@@ -1,0 +1,53 @@
+"""Where things are, and how nbgrader is called (one place for both)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ROOT / "notebooks"
+CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
+MISTAKES = Path(__file__).resolve().parent / "mistakes"
+
+
+def assignments(solutions: Path = SOLUTIONS) -> list[str]:
+    """Assignment ids: the folders of ``solutions/`` that hold notebooks, in course order."""
+    return sorted(p.name for p in solutions.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def notebook_names(solutions: Path = SOLUTIONS) -> dict[str, str]:
+    """Map each notebook's file stem to its assignment id (stems are unique across the course)."""
+    names: dict[str, str] = {}
+    for assignment in assignments(solutions):
+        for notebook in sorted((solutions / assignment).glob("*.ipynb")):
+            if notebook.stem in names:
+                raise ValueError(f"notebook name {notebook.stem!r} is used by two assignments; names must be unique")
+            names[notebook.stem] = assignment
+    return names
+
+
+def tool_environment() -> dict[str, str]:
+    """The environment for nbgrader and its kernels: this interpreter's ``bin/`` first on ``PATH``.
+
+    nbgrader runs ``alembic`` from ``PATH`` when it creates a gradebook, and the ``python3`` kernel
+    starts ``python`` from ``PATH``: both must be the course's own, also when nobody activated it.
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
+    return env
+
+
+def nbgrader(args: list[str], course_root: Path, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in ``course_root`` with the course's configuration."""
+    course_root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CONFIG, course_root / "nbgrader_config.py")
+    command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course_root}"]
+    return subprocess.run(command, cwd=course_root, env=tool_environment(), capture_output=capture, text=True)

@@ -1,0 +1,80 @@
+"""Fingerprints of what students must not see, and a scan of a tree for them.
+
+The fingerprints are the lines of every solution region (``### BEGIN SOLUTION`` … ``### END
+SOLUTION``, and whole manually graded answer cells) and of every hidden-test region of
+``solutions/``. Blank and trivial lines (short, or generic Python such as ``return out``) are
+skipped: they would match anywhere and reveal nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .course import SOLUTIONS
+
+MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
+REGIONS = {("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
+SCANNED_SUFFIXES = {".ipynb", ".md", ".py", ".html", ".txt", ".yml", ".yaml", ".json", ".js", ".cfg", ".toml"}
+
+
+@dataclass(frozen=True)
+class Leak:
+    path: Path
+    line: str
+    origin: str  # notebook and region the line comes from
+
+
+def _normalise(line: str) -> str:
+    return re.sub(r"\s+", " ", line).strip()
+
+
+def fingerprints(solutions: Path = SOLUTIONS) -> dict[str, str]:
+    """Map each significant secret line to where it comes from."""
+    secrets: dict[str, str] = {}
+    for path in sorted(solutions.glob("*/*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            lines = cell.source.splitlines()
+            if cell.cell_type == "markdown" and meta.get("solution"):
+                regions = [("answer", lines)]
+            else:
+                regions = [(begin, _region(lines, begin, end)) for begin, end in REGIONS]
+            for name, region in regions:
+                for line in region:
+                    text = _normalise(line)
+                    if len(text) >= MIN_LENGTH and not text.startswith("###"):
+                        secrets.setdefault(text, f"{path.relative_to(solutions)} [{meta.get('grade_id')}: {name}]")
+    return secrets
+
+
+def _region(lines: list[str], begin: str, end: str) -> list[str]:
+    inside, found = False, []
+    for line in lines:
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            found.append(line)
+    return found
+
+
+def scan(tree: Path, secrets: dict[str, str]) -> list[Leak]:
+    """Every occurrence of a secret line in the text files under ``tree`` (HTML is unescaped first)."""
+    leaks = []
+    for path in sorted(p for p in tree.rglob("*") if p.is_file() and p.suffix in SCANNED_SUFFIXES):
+        text = path.read_text(errors="replace")
+        if path.suffix in {".html", ".ipynb", ".json", ".js"}:
+            text = html.unescape(re.sub(r"<[^>]+>", "", text)) if path.suffix == ".html" else text
+            text = text.replace("\\n", "\n").replace('\\"', '"')
+        content = "\n".join(_normalise(line) for line in text.splitlines())
+        for secret, origin in secrets.items():
+            if secret in content:
+                leaks.append(Leak(path, secret, origin))
+    return leaks

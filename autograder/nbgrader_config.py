@@ -1,0 +1,26 @@
+# nbgrader settings shared by every command of the course (release, autograde, feedback).
+# autograder/course.py copies it into each scratch course folder (nbgrader reads ./nbgrader_config.py)
+# and passes the course root on the command line; the repository is on PYTHONPATH for the
+# preprocessors named below.
+
+c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
+
+c.CourseDirectory.course_id = "peft-from-scratch"
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+
+# The stub that replaces each solution region in the student edition.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Cells that train a model take longer than nbgrader's default 30 s; a notebook must still finish.
+c.Execute.timeout = 300
+c.Execute.interrupt_on_timeout = True
+
+# Feedback shows scores and messages, never the hidden tests (their source or their tracebacks).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "autograder.feedback.ShortenTestTracebacks",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

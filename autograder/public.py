@@ -1,0 +1,66 @@
+"""Export the public edition: what students and the website need, without solutions or hidden tests.
+
+    python -m autograder.public DEST
+
+DEST receives the book, the student notebooks, the peftlab library, the data, the configuration and
+the README (no ``solutions/``, ``autograder/``, ``tests/``). The export is then scanned for every
+solution and hidden-test line of ``solutions/``; any hit removes nothing silently: it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from .course import ROOT
+from .leaks import fingerprints, scan
+
+PUBLIC = [
+    "README.md", "LICENSE", "CONTRIBUTING.md", "_config.yml", "_toc.yml", "environment.yml",
+    "requirements.txt", "requirements-dev.txt", "requirements.lock", "pyproject.toml", "Makefile",
+    ".gitignore", "book", "notebooks", "peftlab", "data",
+]
+IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.egg-info", "_build")
+
+
+def export(destination: Path) -> list[Path]:
+    """Copy the public files into ``destination`` (which must be empty or absent); return them."""
+    if destination.exists() and any(destination.iterdir()):
+        raise SystemExit(f"error: {destination} is not empty; choose a new folder")
+    destination.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in PUBLIC:
+        source = ROOT / name
+        if not source.exists():
+            continue
+        target = destination / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=IGNORE)
+        else:
+            shutil.copy2(source, target)
+        copied.append(target)
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("destination", type=Path)
+    args = parser.parse_args(argv)
+    destination = args.destination.resolve()
+    if destination == ROOT or destination.is_relative_to(ROOT / "solutions"):
+        parser.error("DEST must be a new folder outside the course's sources")
+    export(destination)
+    leaks = scan(destination, fingerprints())
+    if leaks:
+        for leak in leaks[:20]:
+            print(f"LEAK {leak.path.relative_to(destination)}: {leak.line!r} (from {leak.origin})", file=sys.stderr)
+        print(f"error: the public edition in {destination} reveals {len(leaks)} solution/hidden-test lines", file=sys.stderr)
+        return 1
+    print(f"public edition written to {destination} (leak scan: clean)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
