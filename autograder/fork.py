@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from .course import ROOT
 from .release import main as release
 
 
-def set_repository(url: str) -> None:
+def set_repository(url: str, config: Path = ROOT / "_config.yml") -> None:
+    """Write ``url`` as ``repository.url`` in ``config``."""
     if not re.match(r"^https://[^\s\"']+$", url):
         raise SystemExit(f"error: {url!r} is not an https URL of a repository")
-    config = ROOT / "_config.yml"
     text = config.read_text()
     updated, count = re.subn(r"(?m)^(repository:\n(?:[ \t].*\n)*?[ \t]+url:[ \t]*).*$", rf"\g<1>{url}", text)
     if count != 1:

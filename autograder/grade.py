@@ -26,6 +26,7 @@ import json
 import re
 import shutil
 import sys
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Submission:
     path: Path | None
     status: str = "pending"
     reason: str = ""
+    seconds: float = 0.0  # autograding time
     score: float = 0.0
     max_score: float = 0.0
     cells: list[dict] = field(default_factory=list)
@@ -191,7 +193,9 @@ def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Sub
         except ValueError as error:
             submission.status, submission.reason = "unreadable", str(error)
             continue
+        start = time.perf_counter()
         result = nbgrader(["autograde", submission.assignment, f"--student={submission.student}", "--force"], course)
+        submission.seconds = time.perf_counter() - start
         if result.returncode != 0:
             submission.status = "error"
             submission.reason = _last_error(result.stdout + result.stderr)
@@ -232,10 +236,12 @@ def _last_error(log: str) -> str:
 def _write_csv(out: Path, results: list[Submission]) -> None:
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "notebook", "score", "max_score", "needs_manual_grade", "status", "reason"])
+        writer.writerow(["student_id", "assignment", "notebook", "score", "max_score", "needs_manual_grade", "status", "reason",
+                         "grading_seconds"])
         for s in sorted(results, key=lambda s: (s.student, s.assignment)):
             manual = any(cell["needs_manual_grade"] for cell in s.cells)
-            writer.writerow([s.student, s.assignment, s.notebook, f"{s.score:g}", f"{s.max_score:g}", manual, s.status, s.reason])
+            writer.writerow([s.student, s.assignment, s.notebook, f"{s.score:g}", f"{s.max_score:g}", manual, s.status, s.reason,
+                             f"{s.seconds:.1f}"])
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "autograded"])

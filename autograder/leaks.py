@@ -18,7 +18,8 @@ import nbformat
 from .course import SOLUTIONS
 
 MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
-REGIONS = {("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
+SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 SCANNED_SUFFIXES = {".ipynb", ".md", ".py", ".html", ".txt", ".yml", ".yaml", ".json", ".js", ".cfg", ".toml"}
 
 
@@ -33,8 +34,13 @@ def _normalise(line: str) -> str:
     return re.sub(r"\s+", " ", line).strip()
 
 
-def fingerprints(solutions: Path = SOLUTIONS) -> dict[str, str]:
-    """Map each significant secret line to where it comes from."""
+def fingerprints(solutions: Path = SOLUTIONS, solutions_too: bool = True) -> dict[str, str]:
+    """Map each significant secret line to where it comes from.
+
+    ``solutions_too=False`` gives the hidden tests alone (what a student's feedback must not show,
+    while it may show the student's own, correct, code).
+    """
+    kinds = [SOLUTION, HIDDEN_TESTS] if solutions_too else [HIDDEN_TESTS]
     secrets: dict[str, str] = {}
     for path in sorted(solutions.glob("*/*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
@@ -42,9 +48,9 @@ def fingerprints(solutions: Path = SOLUTIONS) -> dict[str, str]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             lines = cell.source.splitlines()
             if cell.cell_type == "markdown" and meta.get("solution"):
-                regions = [("answer", lines)]
+                regions = [("answer", lines)] if solutions_too else []
             else:
-                regions = [(begin, _region(lines, begin, end)) for begin, end in REGIONS]
+                regions = [(begin, _region(lines, begin, end)) for begin, end in kinds]
             for name, region in regions:
                 for line in region:
                     text = _normalise(line)
