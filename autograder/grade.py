@@ -202,9 +202,9 @@ def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Sub
         else:
             submission.status = "graded"
         read_scores(course, submission)
-        if submission.status == "graded":
-            _feedback(course, out, submission)
 
+    for assignment in needed:
+        _feedback(course, out, [s for s in found if s.assignment == assignment and s.status == "graded"])
     results = found + unmatched
     _write_csv(out, results)
     return results
@@ -217,15 +217,28 @@ def _max_scores(course: Path, ids: list[str]) -> dict[str, float]:
         return {assignment: float(gradebook.find_assignment(assignment).max_score) for assignment in ids}
 
 
-def _feedback(course: Path, out: Path, submission: Submission) -> None:
-    result = nbgrader(["generate_feedback", submission.assignment, f"--student={submission.student}", "--force"], course)
-    source = course / "feedback" / submission.student / submission.assignment / f"{submission.notebook}.html"
-    if result.returncode != 0 or not source.exists():
-        submission.reason = "graded, but feedback could not be generated: " + _last_error(result.stdout + result.stderr)
+def _feedback(course: Path, out: Path, submissions: list[Submission]) -> None:
+    """Write feedback HTML for the graded ``submissions`` of one assignment (one nbgrader run)."""
+    if not submissions:
         return
-    target = out / "feedback" / submission.student / submission.assignment / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
+    assignment = submissions[0].assignment
+    others = _other_students(course, assignment, {s.student for s in submissions})
+    result = nbgrader(["generate_feedback", assignment, "--force", f"--CourseDirectory.student_id_exclude={others}"], course)
+    for submission in submissions:
+        source = course / "feedback" / submission.student / assignment / f"{submission.notebook}.html"
+        if not source.exists():
+            submission.reason = "graded, but feedback could not be generated: " + _last_error(result.stdout + result.stderr)
+            continue
+        target = out / "feedback" / submission.student / assignment / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _other_students(course: Path, assignment: str, wanted: set[str]) -> str:
+    """Students autograded for ``assignment`` in ``course`` but not ``wanted`` now (failed or earlier runs)."""
+    folder = course / "autograded"
+    present = {p.parent.name for p in folder.glob(f"*/{assignment}")} if folder.exists() else set()
+    return ",".join(sorted(present - wanted))
 
 
 def _last_error(log: str) -> str:
