@@ -49,7 +49,8 @@ def test_website_builds_without_warnings(public):
     _, build, seconds = public
     log = build.stdout + build.stderr
     assert build.returncode == 0, log[-4000:]
-    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    # Sphinx's own warnings ("<file>:<line>: WARNING: ..."); a kernel's "[IPKernelApp] WARNING |" is not one
+    warnings = [line for line in log.splitlines() if "WARNING:" in line or "ERROR:" in line]
     assert not warnings, "\n".join(warnings[:20])
     print(f"website built in {seconds:.0f} s")
 
@@ -62,7 +63,7 @@ def test_each_page_executes_within_budget(public):
     times = {}
     for stem in pages:
         text = (html / "book" / f"{stem}.html").read_text()
-        assert "bibliography" in text or "docutils citation" in text or "citation" in text, f"{stem}: no citations"
+        assert 'href="references.html#id' in text, f"{stem}: cites nothing (every number is computed or cited)"
         assert "<img" in text, f"{stem}: no figure"
         times[stem] = _execution_seconds(dest, stem)
     slow = {k: v for k, v in times.items() if v > SECONDS_PER_PAGE}
