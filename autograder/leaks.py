@@ -20,6 +20,8 @@ from .course import SOLUTIONS
 MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+# Idioms that any PyTorch code may contain; they reveal nothing about a solution.
+GENERIC_LINES = {"for parameter in model.parameters():", "with torch.no_grad():"}
 SCANNED_SUFFIXES = {".ipynb", ".md", ".py", ".html", ".txt", ".yml", ".yaml", ".json", ".js", ".cfg", ".toml"}
 
 
@@ -42,21 +44,25 @@ def fingerprints(solutions: Path = SOLUTIONS, solutions_too: bool = True) -> dic
     """
     kinds = [SOLUTION, HIDDEN_TESTS] if solutions_too else [HIDDEN_TESTS]
     secrets: dict[str, str] = {}
+    shown: set[str] = set()  # lines the notebooks show students anyway (outside every secret region)
     for path in sorted(solutions.glob("*/*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             lines = cell.source.splitlines()
-            if cell.cell_type == "markdown" and meta.get("solution"):
-                regions = [("answer", lines)] if solutions_too else []
+            if cell.cell_type == "markdown" and meta.get("solution") and SOLUTION[0] not in cell.source:
+                regions = [("answer", lines)] if solutions_too else []  # nbgrader replaces the whole cell
+                secret_lines = lines
             else:
                 regions = [(begin, _region(lines, begin, end)) for begin, end in kinds]
+                secret_lines = [l for pair in (SOLUTION, HIDDEN_TESTS) for l in _region(lines, *pair)]
+            shown.update(_normalise(line) for line in set(lines) - set(secret_lines))
             for name, region in regions:
                 for line in region:
                     text = _normalise(line)
-                    if len(text) >= MIN_LENGTH and not text.startswith("###"):
+                    if len(text) >= MIN_LENGTH and not text.startswith("###") and text not in GENERIC_LINES:
                         secrets.setdefault(text, f"{path.relative_to(solutions)} [{meta.get('grade_id')}: {name}]")
-    return secrets
+    return {line: origin for line, origin in secrets.items() if line not in shown}
 
 
 def _region(lines: list[str], begin: str, end: str) -> list[str]:
