@@ -7,6 +7,8 @@ from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
 
+from .environment import offline
+
 
 def data_dir() -> Path:
     """The course's ``data/`` folder (``PEFTLAB_DATA`` overrides; default: beside the package)."""
@@ -19,19 +21,23 @@ def data_dir() -> Path:
     return folder
 
 
-def load_course_dataset(name: str) -> DatasetDict:
-    """Load ``data/<name>/{train,test}.jsonl`` as a ``DatasetDict`` (offline).
+def load_course_dataset(name: str, **hub_kwargs) -> DatasetDict:
+    """Load a data set as a ``DatasetDict`` with one entry per split.
 
-    To use a Hub data set instead, pass its id to :func:`load_hub_dataset`; both return the same type.
+    ``name`` is a folder of the course's ``data/`` (``data/<name>/{train,test}.jsonl``, offline), or,
+    with internet access, a Hugging Face Hub id such as ``"stanfordnlp/sst2"`` (``hub_kwargs`` go to
+    ``datasets.load_dataset``). The course's own sets are always preferred, so notebooks run offline.
     """
     folder = data_dir() / name
-    splits = {path.stem: str(path) for path in sorted(folder.glob("*.jsonl"))}
-    if not splits:
-        available = sorted(p.name for p in data_dir().iterdir() if p.is_dir())
-        raise FileNotFoundError(f"No JSON Lines files in {folder}; shipped data sets: {available}")
-    return load_dataset("json", data_files=splits)
-
-
-def load_hub_dataset(hub_id: str, **kwargs) -> DatasetDict:
-    """Load a data set from the Hugging Face Hub (needs the internet; e.g. ``"stanfordnlp/sst2"``)."""
-    return load_dataset(hub_id, **kwargs)
+    splits = {path.stem: str(path) for path in sorted(folder.glob("*.jsonl"))} if folder.is_dir() else {}
+    if splits:
+        return load_dataset("json", data_files=splits)
+    shipped = sorted(p.name for p in data_dir().iterdir() if p.is_dir())
+    if "/" not in name:
+        raise FileNotFoundError(f"No data set {name!r} in {data_dir()}; shipped data sets: {shipped}")
+    if offline():
+        raise FileNotFoundError(
+            f"{name!r} is not shipped with the course and HF_HUB_OFFLINE is set, so the Hub is not asked; "
+            f"shipped data sets: {shipped}"
+        )
+    return load_dataset(name, **hub_kwargs)

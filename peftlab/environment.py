@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 
 import torch
 
 LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "datasets")
+
+
+def offline() -> bool:
+    """True when the Hugging Face Hub must not be contacted (``HF_HUB_OFFLINE`` is set)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
 def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:

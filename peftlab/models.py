@@ -6,11 +6,10 @@ no storage, so a 70B model costs no memory and its parameters can be counted exa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import LlamaConfig, PreTrainedModel
 
 # Published shapes of real model families (config.json of each release).
@@ -80,8 +79,3 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
         seen.add(id(parameter))
         total += parameter.numel()
     return total
-
-
-def offline() -> bool:
-    """True when the Hugging Face Hub must not be contacted (HF_HUB_OFFLINE set, or no network)."""
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")

@@ -69,6 +69,12 @@ def test_course_dataset_unknown_name_lists_what_exists():
         data.load_course_dataset("no-such-set")
 
 
+def test_hub_ids_are_not_fetched_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set"):
+        data.load_course_dataset("stanfordnlp/sst2")
+
+
 def test_data_dir_override_must_exist(monkeypatch, tmp_path):
     monkeypatch.setenv("PEFTLAB_DATA", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="PEFTLAB_DATA"):
