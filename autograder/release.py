@@ -22,16 +22,16 @@ from .course import NOTEBOOKS, ROOT, SOLUTIONS, assignments, nbgrader
 
 SETUP_GRADE_ID = "setup"
 SETUP_CELL = '''\
-# Setup: on Google Colab this installs the course (pinned packages, the peftlab helper library and
-# the data sets) from its repository; anywhere else it does nothing (install as the README says).
-COURSE_REPOSITORY = "{repository}"  # set in _config.yml: change it there to your fork
+# Setup: on Google Colab, install the course (pinned packages, the peftlab
+# library, the data sets); anywhere else this cell does nothing.
+COURSE_REPOSITORY = "{repository}"  # your fork? change _config.yml
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     course_dir = "/content/" + COURSE_REPOSITORY.rstrip("/").split("/")[-1]
     if not os.path.isdir(course_dir):
         subprocess.run(["git", "clone", "--depth", "1", COURSE_REPOSITORY, course_dir], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", f"{{course_dir}}/requirements.txt",
-                        "-e", course_dir], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                        "-r", f"{{course_dir}}/requirements.txt", "-e", course_dir], check=True)
     sys.path.insert(0, course_dir)'''
 
 
