@@ -1,8 +1,9 @@
 """The autograder end to end on real notebooks: one class, graded once through `python -m autograder.grade`.
 
 The class (an LMS-style zip) holds, for every chapter: the solution, the untouched student edition,
-one submission per classic mistake of `autograder/mistakes/<id>.yml`, a resubmission, and a file
-that is not a notebook.
+one submission per classic mistake of `autograder/mistakes/<id>.yml`, a resubmission, a file
+that is not a notebook, and two students who tampered with the tests: one replaced a test cell by
+`pass` (and made the mistake it catches), one deleted a test cell.
 """
 
 import csv
@@ -17,7 +18,7 @@ import pytest
 
 from autograder.course import MISTAKES, NOTEBOOKS, ROOT, SOLUTIONS, assignments, tool_environment
 from autograder.leaks import fingerprints
-from autograder.mistakes import load_mistakes, write_class
+from autograder.mistakes import filled_notebook, load_mistakes, with_mistake, write_class
 
 pytestmark = pytest.mark.slow
 CHAPTERS = [a for a in assignments() if (MISTAKES / f"{a}.yml").exists()]
@@ -50,6 +51,9 @@ def graded(tmp_path_factory):
         z.write(NOTEBOOKS / first / name, f"late_{name}")  # first attempt: blank
         z.write(work / "class" / "solution" / first / name, f"late_{Path(name).stem}-2.ipynb")  # resubmission wins
         z.writestr(f"broken_{name}", '{"cells": [ this is not json')
+        tampered, deleted = _tampered_submissions()
+        z.writestr(f"tampered_{TAMPER.notebook}.ipynb", nbformat.writes(tampered))
+        z.writestr(f"deleted_{TAMPER.notebook}.ipynb", nbformat.writes(deleted))
     before = {folder: _digest(folder) for folder in (SOLUTIONS, NOTEBOOKS)}
     out = work / "out"
     result = subprocess.run([sys.executable, "-m", "autograder.grade", str(archive), str(out)], cwd=ROOT,
@@ -61,6 +65,33 @@ def graded(tmp_path_factory):
     for r in csv.DictReader(open(out / "cells.csv")):
         cells.setdefault((r["student_id"], r["assignment"]), {})[r["grade_id"]] = r
     return out, grades, cells, students
+
+
+TAMPER = load_mistakes(CHAPTERS[-1])[0]
+
+
+def _tampered_submissions():
+    """(a notebook with TAMPER's mistake whose catching tests are replaced by `pass`,
+    the solution with TAMPER's first lost test cell deleted)."""
+    tampered = with_mistake(TAMPER)
+    for cell in tampered.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in TAMPER.loses:
+            cell.source = "pass"
+    deleted = filled_notebook(TAMPER.assignment, TAMPER.notebook)
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != TAMPER.loses[0]]
+    return tampered, deleted
+
+
+def test_tampering_with_tests_does_not_pay(graded):
+    _, grades, cells, _ = graded
+    chapter = TAMPER.assignment
+    tampered = _autograded_test_cells(cells[("tampered", chapter)])
+    assert all(float(tampered[g]["score"]) == 0 for g in TAMPER.loses), "nbgrader must restore the original tests"
+    deleted = cells[("deleted", chapter)]
+    assert float(deleted[TAMPER.loses[0]]["score"]) == 0, "a deleted test cell scores nothing"
+    assert grades[("deleted", chapter)]["needs_manual_grade"] == "True", "a deleted test cell is flagged for a grader"
+    kept = {k for k, v in _autograded_test_cells(deleted).items() if v["score"] != v["max_score"]}
+    assert not kept, f"the other units keep their points: {kept}"
 
 
 def _autograded_test_cells(cells):
@@ -152,4 +183,4 @@ def test_resubmission_and_unreadable_file(graded):
     broken = grades[("broken", first)]
     assert broken["status"] == "unreadable" and float(broken["score"]) == 0
     assert "not a readable notebook" in broken["reason"]
-    assert len(grades) == len(graded[3]) + 2, "one row per student and assignment"
+    assert len(grades) == len(graded[3]) + 4, "one row per student and assignment"
