@@ -35,23 +35,23 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-release: $(STAMP) instructor-only
+release: instructor-only $(STAMP)
 	$(BIN)/python -m autograder.release
 
-grade: $(STAMP) instructor-only
+grade: instructor-only $(STAMP)
 	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make grade SUBMISSIONS=<folder or .zip> OUT=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.grade "$(SUBMISSIONS)" "$(OUT)"
 
-public: $(STAMP) instructor-only
+public: instructor-only $(STAMP)
 	@if [ -z "$(DEST)" ]; then echo "usage: make public DEST=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.public "$(DEST)"
 
-fork: $(STAMP) instructor-only
+fork: instructor-only $(STAMP)
 	@if [ -z "$(REPO)" ]; then echo "usage: make fork REPO=https://github.com/<you>/<repo>"; exit 2; fi
 	$(BIN)/python -m autograder.fork "$(REPO)"
 
-fixtures: $(STAMP) instructor-only
+fixtures: instructor-only $(STAMP)
 	@if [ -z "$(OUT)" ]; then echo "usage: make fixtures OUT=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.mistakes "$(OUT)"
 
