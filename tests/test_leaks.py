@@ -1,7 +1,6 @@
 """The leak scan finds planted solution and hidden-test lines, also inside HTML and notebooks."""
 
 import html
-import json
 
 import nbformat
 
