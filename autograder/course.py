@@ -15,6 +15,11 @@ CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 MISTAKES = Path(__file__).resolve().parent / "mistakes"
 
 
+def nbgrader_metadata(cell) -> dict:
+    """A notebook cell's nbgrader metadata (``{}`` for a cell nbgrader does not know)."""
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
 def assignments(solutions: Path = SOLUTIONS) -> list[str]:
     """Assignment ids: the folders of ``solutions/`` that hold notebooks, in course order."""
     return sorted(p.name for p in solutions.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import SOLUTIONS
+from .course import SOLUTIONS, nbgrader_metadata
 
 MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -48,7 +48,7 @@ def fingerprints(solutions: Path = SOLUTIONS, solutions_too: bool = True) -> dic
     for path in sorted(solutions.glob("*/*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
+            meta = nbgrader_metadata(cell)
             lines = cell.source.splitlines()
             if cell.cell_type == "markdown" and meta.get("solution") and SOLUTION[0] not in cell.source:
                 regions = [("answer", lines)] if solutions_too else []  # nbgrader replaces the whole cell

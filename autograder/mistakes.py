@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .course import MISTAKES, NOTEBOOKS, SOLUTIONS
+from .course import MISTAKES, NOTEBOOKS, SOLUTIONS, nbgrader_metadata
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
@@ -50,7 +50,7 @@ def load_mistakes(assignment: str, folder: Path = MISTAKES) -> list[Mistake]:
 
 
 def strip_markers(source: str) -> str:
-    """The solution cell's code as a student would write it: the solution markers removed."""
+    """An answer cell as a student would write it (code or text): the solution markers removed."""
     return "\n".join(line for line in source.splitlines() if line.strip() not in (BEGIN, END))
 
 
@@ -59,19 +59,19 @@ def filled_notebook(assignment: str, notebook: str) -> nbformat.NotebookNode:
     released = nbformat.read(NOTEBOOKS / assignment / f"{notebook}.ipynb", as_version=4)
     solution = nbformat.read(SOLUTIONS / assignment / f"{notebook}.ipynb", as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+               if nbgrader_metadata(c).get("solution")}
     filled = copy.deepcopy(released)
     for cell in filled.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if cell.get("metadata", {}).get("nbgrader", {}).get("solution") and grade_id in answers:
-            cell.source = strip_markers(answers[grade_id]) if cell.cell_type == "code" else answers[grade_id]
+        grade_id = nbgrader_metadata(cell).get("grade_id")
+        if nbgrader_metadata(cell).get("solution") and grade_id in answers:
+            cell.source = strip_markers(answers[grade_id])
     return filled
 
 
 def with_mistake(mistake: Mistake) -> nbformat.NotebookNode:
     """The filled notebook with ``mistake`` applied (its text must occur exactly once in its cell)."""
     notebook = filled_notebook(mistake.assignment, mistake.notebook)
-    cells = [c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == mistake.cell]
+    cells = [c for c in notebook.cells if nbgrader_metadata(c).get("grade_id") == mistake.cell]
     if len(cells) != 1:
         raise ValueError(f"mistake {mistake.name}: no single answer cell {mistake.cell!r}")
     count = cells[0].source.count(mistake.replace)

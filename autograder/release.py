@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .course import NOTEBOOKS, ROOT, SOLUTIONS, assignments, nbgrader
+from .course import NOTEBOOKS, ROOT, SOLUTIONS, assignments, nbgrader, nbgrader_metadata
 
 SETUP_GRADE_ID = "setup"
 SETUP_CELL = '''\
@@ -54,7 +54,7 @@ def render_setup_cells(solutions: Path = SOLUTIONS) -> list[Path]:
     changed = []
     for path in sorted(solutions.glob("*/*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        cells = [c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == SETUP_GRADE_ID]
+        cells = [c for c in notebook.cells if nbgrader_metadata(c).get("grade_id") == SETUP_GRADE_ID]
         if len(cells) != 1:
             raise ValueError(f"{path}: expected one cell with grade_id 'setup', found {len(cells)}")
         if cells[0].source != source:

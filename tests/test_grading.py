@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course import MISTAKES, NOTEBOOKS, ROOT, SOLUTIONS, assignments, tool_environment
+from autograder.course import MISTAKES, NOTEBOOKS, ROOT, SOLUTIONS, assignments, nbgrader_metadata, tool_environment
 from autograder.leaks import fingerprints
 from autograder.mistakes import filled_notebook, load_mistakes, with_mistake, write_class
 
@@ -75,10 +75,10 @@ def _tampered_submissions():
     the solution with TAMPER's first lost test cell deleted)."""
     tampered = with_mistake(TAMPER)
     for cell in tampered.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in TAMPER.loses:
+        if nbgrader_metadata(cell).get("grade_id") in TAMPER.loses:
             cell.source = "pass"
     deleted = filled_notebook(TAMPER.assignment, TAMPER.notebook)
-    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != TAMPER.loses[0]]
+    deleted.cells = [c for c in deleted.cells if nbgrader_metadata(c).get("grade_id") != TAMPER.loses[0]]
     return tampered, deleted
 
 
@@ -145,7 +145,7 @@ def test_mistake_loses_its_unit_and_only_its_unit(graded, chapter, mistake):
     # The failing test says what is wrong, in words (not a bare AssertionError or a crash).
     notebook = nbformat.read(next((out / "course" / "autograded" / student / chapter).glob("*.ipynb")), as_version=4)
     for cell in notebook.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in mistake.loses:
+        if nbgrader_metadata(cell).get("grade_id") in mistake.loses:
             errors = [o for o in cell.outputs if o.output_type == "error"]
             assert errors and errors[0].ename == "AssertionError", f"{mistake.name}: {errors[:1]}"
             assert len(errors[0].evalue) >= 30, f"{mistake.name}: message too terse: {errors[0].evalue!r}"
@@ -157,7 +157,7 @@ def test_no_test_cell_writes_to_stderr(graded, chapter):
     for path in (out / "course" / "autograded" / "solution" / chapter).glob("*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
-            if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+            if nbgrader_metadata(cell).get("grade") and cell.cell_type == "code":
                 streams = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
                 assert not streams, f"{cell.metadata['nbgrader']['grade_id']} writes to stderr: {streams[0].text[:200]}"
 

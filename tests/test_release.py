@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from autograder import fork, grade, release
-from autograder.course import NOTEBOOKS, ROOT, SOLUTIONS, assignments, notebook_names
+from autograder.course import NOTEBOOKS, ROOT, SOLUTIONS, assignments, nbgrader_metadata, notebook_names
 
 CHAPTERS = assignments()
 
@@ -55,9 +55,9 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(path):
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in text
     notebook = nbformat.read(path, as_version=4)
-    answers = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    answers = [c for c in notebook.cells if nbgrader_metadata(c).get("solution")]
     assert answers and all("NotImplementedError" in c.source or "YOUR ANSWER HERE" in c.source for c in answers)
-    tests = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    tests = [c for c in notebook.cells if nbgrader_metadata(c).get("grade") and c.cell_type == "code"]
     assert len(tests) >= 5, "each chapter has at least five graded units"
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "released notebooks carry no outputs"
 
