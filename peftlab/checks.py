@@ -1,7 +1,8 @@
 """Checks for test cells: each failure tells the student what was expected, what came, and why.
 
 A bare ``assert`` fails with an empty ``AssertionError``; these raise one whose message a student
-can act on. They never print to stderr (nbgrader scores a test cell that does so 0).
+can act on. They never print to stderr (nbgrader scores a test cell that does so 0). Test cells
+compare only through these functions, so that the grader has one place to harden.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+NONE_HINT = "the function returned None: is a `return` statement missing?"
 
 
 def expect(condition: bool, message: str) -> None:
@@ -19,27 +22,56 @@ def expect(condition: bool, message: str) -> None:
 
 def expect_equal(actual: Any, expected: Any, what: str, hint: str = "") -> None:
     """Fail unless ``actual == expected``; the message names ``what`` and the likely mistake."""
+    if actual is None and expected is not None:
+        raise AssertionError(_message(what, f"expected {expected!r}, got None", NONE_HINT))
     if not actual == expected:
         raise AssertionError(_message(what, f"expected {expected!r}, got {actual!r}", hint))
 
 
 def expect_close(actual: float, expected: float, what: str, hint: str = "", rel: float = 1e-6) -> None:
     """Fail unless two numbers agree to a relative tolerance ``rel``."""
+    if not isinstance(actual, (int, float)) or isinstance(actual, bool):
+        if isinstance(actual, torch.Tensor) and actual.numel() == 1:
+            actual = actual.item()
+        else:
+            hint = NONE_HINT if actual is None else f"return a number (int or float), not {type(actual).__name__}"
+            raise AssertionError(_message(what, f"expected the number {expected:.6g}, got {actual!r}", hint))
     ok = abs(actual - expected) <= rel * max(abs(expected), 1e-300)
     if not ok:
         raise AssertionError(_message(what, f"expected {expected:.6g}, got {actual:.6g}", hint))
+
+
+def _expect_tensor(actual: Any, expected: torch.Tensor, what: str, hint: str) -> None:
+    """Fail with a readable message unless ``actual`` is a tensor of ``expected``'s shape."""
+    if not isinstance(actual, torch.Tensor):
+        hint = NONE_HINT if actual is None else f"return a torch.Tensor, not {type(actual).__name__}"
+        raise AssertionError(_message(what, f"expected a tensor of shape {tuple(expected.shape)}, got {actual!r:.80}", hint))
+    if tuple(actual.shape) != tuple(expected.shape):
+        raise AssertionError(_message(what, f"expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}", hint))
 
 
 def expect_tensor_close(
     actual: torch.Tensor, expected: torch.Tensor, what: str, hint: str = "", atol: float = 1e-6, rtol: float = 1e-5
 ) -> None:
     """Fail unless two tensors have the same shape and agree elementwise to ``atol``/``rtol``."""
-    if tuple(actual.shape) != tuple(expected.shape):
-        found = f"expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}"
-        raise AssertionError(_message(what, found, hint))
-    if not torch.allclose(actual.detach().float(), expected.detach().float(), atol=atol, rtol=rtol):
-        worst = (actual.detach().float() - expected.detach().float()).abs().max().item()
+    _expect_tensor(actual, expected, what, hint)
+    a, e = actual.detach().float(), expected.detach().float()
+    if not torch.allclose(a, e, atol=atol, rtol=rtol):
+        worst = (a - e).abs().max().item()
         raise AssertionError(_message(what, f"largest difference {worst:.3g} (tolerance {atol:g})", hint))
+
+
+def expect_tensor_equal(actual: torch.Tensor, expected: torch.Tensor, what: str, hint: str = "") -> None:
+    """Fail unless two tensors have the same shape, the same dtype and equal elements (bit for bit)."""
+    _expect_tensor(actual, expected, what, hint)
+    if actual.dtype != expected.dtype:
+        raise AssertionError(_message(what, f"expected dtype {expected.dtype}, got {actual.dtype}", hint))
+    differ = actual.detach() != expected.detach()
+    if bool(differ.any()):
+        first = tuple(int(i) for i in differ.nonzero()[0])
+        found = (f"{int(differ.sum())} of {differ.numel()} elements differ; the first at index {first}: "
+                 f"expected {expected[first].item()!r}, got {actual[first].item()!r}")
+        raise AssertionError(_message(what, found, hint))
 
 
 def _message(what: str, found: str, hint: str) -> str:
