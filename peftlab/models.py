@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-from transformers import LlamaConfig, PreTrainedModel
+from transformers import GPT2Config, LlamaConfig, PreTrainedModel
 
 # Published shapes of real model families (config.json of each release).
 LLAMA_2_SHAPES: dict[str, dict[str, int]] = {
@@ -62,6 +62,31 @@ def llama2_config(size: str = "7B") -> LlamaConfig:
     if size not in LLAMA_2_SHAPES:
         raise ValueError(f"unknown Llama-2 size {size!r}; choose one of {sorted(LLAMA_2_SHAPES)}")
     return LlamaConfig(vocab_size=32000, max_position_embeddings=4096, **LLAMA_2_SHAPES[size])
+
+
+# Tiny random-weight causal LMs of real architectures: for shape and equivalence tests offline.
+# The Llama one uses grouped-query attention (4 query heads share 2 key/value heads).
+TINY_CAUSAL_LM_CONFIGS = {
+    "gpt2": dict(vocab_size=128, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                 bos_token_id=0, eos_token_id=0),
+    "llama": dict(vocab_size=128, max_position_embeddings=64, hidden_size=32, intermediate_size=64,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  bos_token_id=0, eos_token_id=0, pad_token_id=0),
+}
+
+
+def tiny_causal_lm(architecture: str = "gpt2", seed: int = 0, **overrides) -> PreTrainedModel:
+    """A tiny causal LM with random weights (``"gpt2"`` or ``"llama"``), built offline from a config.
+
+    Same code paths as the real models (attention, cache, generation), a few thousand parameters.
+    ``overrides`` change config fields, e.g. ``num_key_value_heads=4``.
+    """
+    if architecture not in TINY_CAUSAL_LM_CONFIGS:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {sorted(TINY_CAUSAL_LM_CONFIGS)}")
+    config_class = GPT2Config if architecture == "gpt2" else LlamaConfig
+    config = config_class(**{**TINY_CAUSAL_LM_CONFIGS[architecture], **overrides})
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).eval()
 
 
 def meta_causal_lm(config) -> PreTrainedModel:

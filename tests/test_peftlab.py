@@ -117,3 +117,12 @@ def test_training_refuses_a_model_with_nothing_to_train():
     model = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         training.train(model, [])
+
+
+def test_tiny_causal_lms_run_offline_and_llama_uses_gqa():
+    from peftlab.models import tiny_causal_lm
+
+    for architecture in ("gpt2", "llama"):
+        model = tiny_causal_lm(architecture)
+        assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 128)
+    assert tiny_causal_lm("llama").config.num_key_value_heads < tiny_causal_lm("llama").config.num_attention_heads
