@@ -28,8 +28,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# A failed build (a page that raised, a cell that never ran, any Sphinx warning) exits non-zero and
+# leaves no HTML, doctrees or executed notebooks behind that a re-run would take as up to date.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	@status=0; PEFTLAB_PROGRESS=text $(BIN)/jupyter-book build . -W -n --keep-going || status=$$?; \
+	  $(BIN)/python book/check_build.py _build --build-status $$status
 	@echo "website: $(abspath _build/html/index.html)"
 
 test: $(STAMP)

@@ -13,6 +13,7 @@ SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 CONFIG = Path(__file__).resolve().parent / "nbgrader_config.py"
 MISTAKES = Path(__file__).resolve().parent / "mistakes"
+ANSWERS = Path(__file__).resolve().parent / "answers"  # values each exercise expects (no page may print them)
 
 
 def nbgrader_metadata(cell) -> dict:

@@ -1,9 +1,14 @@
-"""Fingerprints of what students must not see, and a scan of a tree for them.
+"""Fingerprints of what students must not see, and scans of a tree for them.
 
-The fingerprints are the lines of every solution region (``### BEGIN SOLUTION`` … ``### END
-SOLUTION``, and whole manually graded answer cells) and of every hidden-test region of
-``solutions/``. Blank and trivial lines (short, or generic Python such as ``return out``) are
-skipped: they would match anywhere and reveal nothing.
+Two kinds of secret:
+
+* the lines of every solution region (``### BEGIN SOLUTION`` … ``### END SOLUTION``, and whole
+  manually graded answer cells) and of every hidden-test region of ``solutions/``. Blank and trivial
+  lines (short, or generic Python such as ``return out``) are skipped: they would match anywhere and
+  reveal nothing. ``scan`` looks for them in every text file of a tree.
+* the values each exercise expects, declared in ``autograder/answers/<id>.yml``: a chapter page
+  teaches a method on one case and the exercise asks for another, so no page may print the
+  exercise's answer. ``scan_answers`` looks for them in the book's pages (sources and HTML).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from pathlib import Path
 
 import nbformat
 
-from .course import SOLUTIONS, nbgrader_metadata
+import yaml
+
+from .course import ANSWERS, SOLUTIONS, nbgrader_metadata
 
 MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -90,3 +97,66 @@ def scan(tree: Path, secrets: dict[str, str]) -> list[Leak]:
             if secret in content:
                 leaks.append(Leak(path, secret, origin))
     return leaks
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One expected value of an exercise, and the pattern that finds it printed on a page."""
+
+    value: int | float | str
+    origin: str  # the answers file it comes from
+    pattern: re.Pattern
+
+
+def _number_pattern(value: int | float) -> re.Pattern:
+    """A number as a page may print it: ``16384``, ``16,384``, ``16_384``, ``16 384`` (also thin spaces)."""
+    if isinstance(value, float) and not value.is_integer():
+        text = re.escape(repr(value))
+    else:
+        digits = str(int(value))
+        sign, digits = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+        groups = [digits[max(0, i - 3):i] for i in range(len(digits), 0, -3)][::-1]
+        text = re.escape(sign) + r"[,_ \u2009\u202f]?".join(groups)
+    return re.compile(rf"(?<![\w.,]){text}(?![\w]|[.,]\d)")
+
+
+def answers(folder: Path = ANSWERS) -> list[Answer]:
+    """Every value listed in ``folder/<id>.yml`` (``values:``: numbers, or strings matched literally)."""
+    found = []
+    for path in sorted(folder.glob("*.yml")):
+        spec = yaml.safe_load(path.read_text()) or {}
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{path}: expected a non-empty list under 'values:'")
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(f"{path}: {value!r} is neither a number nor a string")
+            pattern = (_number_pattern(value) if not isinstance(value, str)
+                       else re.compile(re.escape(_normalise(value))))
+            found.append(Answer(value, path.name, pattern))
+    return found
+
+
+def page_text(path: Path) -> str:
+    """What a reader sees of a page: HTML without tags, whitespace normalised per line."""
+    text = path.read_text(errors="replace")
+    if path.suffix == ".html":
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return "\n".join(_normalise(line) for line in text.splitlines())
+
+
+def scan_answers(pages: list[Path], expected: list[Answer]) -> list[Leak]:
+    """Every page of ``pages`` that prints one of the ``expected`` values."""
+    leaks = []
+    for path in pages:
+        content = page_text(path)
+        for answer in expected:
+            if answer.pattern.search(content):
+                leaks.append(Leak(path, str(answer.value), f"expected value from answers/{answer.origin}"))
+    return leaks
+
+
+def book_pages(tree: Path) -> list[Path]:
+    """The chapter pages of a course tree: ``book/*.md`` and, when built, their HTML."""
+    pages = sorted((tree / "book").glob("*.md"))
+    return pages + sorted((tree / "_build" / "html" / "book").glob("*.html"))

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .course import ROOT
-from .leaks import fingerprints, scan
+from .leaks import answers, book_pages, fingerprints, scan, scan_answers
 
 PUBLIC = [
     "README.md", "LICENSE", "CONTRIBUTING.md", "_config.yml", "_toc.yml", "environment.yml",
@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     if destination == ROOT or destination.is_relative_to(ROOT / "solutions"):
         parser.error("DEST must be a new folder outside the course's sources")
     export(destination)
-    leaks = scan(destination, fingerprints())
+    leaks = scan(destination, fingerprints()) + scan_answers(book_pages(destination), answers())
     if leaks:
         for leak in leaks[:20]:
             print(f"LEAK {leak.path.relative_to(destination)}: {leak.line!r} (from {leak.origin})", file=sys.stderr)
-        print(f"error: the public edition in {destination} reveals {len(leaks)} solution/hidden-test lines", file=sys.stderr)
+        print(f"error: the public edition in {destination} reveals {len(leaks)} solution lines, hidden-test lines "
+              "or exercise answers", file=sys.stderr)
         return 1
     print(f"public edition written to {destination} (leak scan: clean)")
     return 0

@@ -64,6 +64,8 @@ def quiet_libraries() -> None:
     import io
     import warnings
 
+    # The Rust tokenizers' own thread pool brings nothing on a 2-core machine and warns after a fork.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")

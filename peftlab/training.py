@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
+
+# tqdm's monitor thread wakes every 10 s and redraws stalled bars from outside the main thread; in a
+# Jupyter kernel that means widget messages sent concurrently with the cell's own output. Not needed.
+text_tqdm.monitor_interval = 0
+
+
+def progress_bar(total: int, desc: str, unit: str = "step"):
+    """A progress bar: a widget in Jupyter, text in a terminal.
+
+    ``PEFTLAB_PROGRESS=text`` forces a text bar (``make book`` sets it: a static page cannot show a
+    widget, and the text goes to stderr, which the book leaves out).
+    """
+    bar = text_tqdm if os.environ.get("PEFTLAB_PROGRESS") == "text" else auto_tqdm
+    return bar(total=total, desc=desc, unit=unit)
 
 
 @dataclass
@@ -54,7 +70,7 @@ def train(model: torch.nn.Module, batches, epochs: int = 1, lr: float = 1e-3, se
     report = TrainingReport()
     model.train()
     start = time.perf_counter()
-    with tqdm(total=epochs * len(batches), desc="training", unit="step") as bar:
+    with progress_bar(epochs * len(batches), "training") as bar:
         for _ in range(epochs):
             for batch in batches:
                 loss = model(**batch).loss

@@ -8,23 +8,10 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ROOT, tool_environment
-from autograder.leaks import fingerprints, scan
+from autograder.leaks import answers, book_pages, fingerprints, scan, scan_answers
 
 pytestmark = pytest.mark.slow
 SECONDS_PER_PAGE = 60
-
-
-@pytest.fixture(scope="module")
-def public(tmp_path_factory):
-    """Export the public edition with `make public`'s command, then build its website with -W."""
-    dest = tmp_path_factory.mktemp("public") / "course"
-    export = subprocess.run([sys.executable, "-m", "autograder.public", str(dest)], cwd=ROOT,
-                            env=tool_environment(), capture_output=True, text=True, timeout=600)
-    assert export.returncode == 0, export.stdout + export.stderr
-    start = time.perf_counter()
-    build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(dest), "-W", "-n", "--keep-going"],
-                           cwd=dest, env=tool_environment(), capture_output=True, text=True, timeout=1800)
-    return dest, build, time.perf_counter() - start
 
 
 def test_public_edition_has_what_students_need_and_nothing_else(public):
@@ -36,12 +23,12 @@ def test_public_edition_has_what_students_need_and_nothing_else(public):
         assert not (dest / secret).exists(), secret
 
 
-def test_public_edition_and_its_website_reveal_no_solution_or_hidden_test(public):
+def test_public_edition_and_its_website_reveal_no_solution_hidden_test_or_answer(public):
     dest, build, _ = public
     secrets = fingerprints()
     assert len(secrets) > 50, "the fingerprints should cover every solution and hidden-test line"
     assert (dest / "_build" / "html" / "index.html").exists(), build.stdout[-3000:] + build.stderr[-3000:]
-    leaks = scan(dest, secrets)
+    leaks = scan(dest, secrets) + scan_answers(book_pages(dest), answers())
     assert not leaks, "\n".join(f"{l.path.relative_to(dest)}: {l.line!r} ({l.origin})" for l in leaks[:10])
 
 
@@ -88,3 +75,74 @@ def test_exercise_pages_have_launch_buttons(public):
         text = page.read_text()
         assert "colab.research.google.com/github/" in text, f"{page.name}: no Colab launch button"
         assert "hub/user-redirect/git-pull" in text, f"{page.name}: no JupyterHub launch button"
+
+
+TINY_PAGE = """---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+# Page
+
+```{code-cell} ipython3
+print("one")
+```
+
+```{code-cell} ipython3
+CELL
+```
+"""
+
+
+def test_a_failed_build_fails_again_until_the_page_is_fixed(tmp_path):
+    """`make book` exits non-zero on a page that raises, leaves nothing a re-run trusts, and passes once fixed."""
+    for name in ("Makefile", "requirements.lock", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "check_build.py").write_bytes((ROOT / "book" / "check_build.py").read_bytes())
+    (tmp_path / "_config.yml").write_text("title: tiny\nonly_build_toc_files: true\n"
+                                          "execute:\n  execute_notebooks: force\n  allow_errors: false\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/page\n")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA tiny book.\n")
+    page = tmp_path / "book" / "page.md"
+    make = ["make", "book", f"VENV={Path(sys.executable).parent.parent}", "STAMP="]
+
+    def build():
+        return subprocess.run(make, cwd=tmp_path, env=tool_environment(), capture_output=True, text=True, timeout=600)
+
+    page.write_text(TINY_PAGE.replace("CELL", 'raise ValueError("the page is broken")'))
+    for attempt in ("first build", "re-run"):
+        result = build()
+        assert result.returncode != 0, f"{attempt} of a broken page succeeded: {result.stdout[-2000:]}"
+        assert "the page is broken" in result.stderr, result.stderr[-2000:]
+        assert not (tmp_path / "_build" / "html").exists(), f"{attempt} left HTML behind"
+    page.write_text(TINY_PAGE.replace("CELL", 'print("two")'))
+    result = build()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "_build" / "html" / "book" / "page.html").exists()
+
+
+def test_build_check_finds_cells_that_never_ran(tmp_path):
+    """A page whose execution was cut off (a cell without execution count) fails the check."""
+    import json
+    import pickle
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT / "book"))
+    import check_build
+
+    (tmp_path / ".doctrees").mkdir()
+    (tmp_path / "jupyter_execute" / "book").mkdir(parents=True)
+    env = SimpleNamespace(nb_metadata={"book/page": {"exec_data": {"succeeded": True}}, "notebooks/x/y": {}})
+    (tmp_path / ".doctrees" / "environment.pickle").write_bytes(pickle.dumps(env))
+    cells = [{"cell_type": "code", "source": ["print(1)"], "execution_count": 1, "outputs": []},
+             {"cell_type": "code", "source": ["print(2)"], "execution_count": None, "outputs": []}]
+    (tmp_path / "jupyter_execute" / "book" / "page.ipynb").write_text(json.dumps({"cells": cells}))
+    assert check_build.problems(tmp_path) == ["book/page: code cell 2 never ran (missing output)"]
+    cells[1]["execution_count"] = 2
+    (tmp_path / "jupyter_execute" / "book" / "page.ipynb").write_text(json.dumps({"cells": cells}))
+    assert check_build.problems(tmp_path) == []

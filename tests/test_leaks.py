@@ -47,3 +47,42 @@ def test_student_notebooks_and_book_pages_are_clean():
 
     leaks = scan(ROOT / "notebooks", fingerprints()) + scan(ROOT / "book", fingerprints())
     assert not leaks, [(str(l.path), l.line) for l in leaks[:5]]
+
+
+def test_answer_scan_finds_expected_values_in_any_common_format(tmp_path):
+    from autograder.leaks import answers, scan_answers
+
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "ch99.yml").write_text('values:\n  - 18874368\n  - 37.7\n  - "r * (in + out)"\n')
+    expected = answers(folder)
+    pages = {
+        "plain.md": "the budget is 18874368 parameters",
+        "commas.html": "<p>the budget is <b>18,874,368</b></p>",
+        "python.md": "budget = 18_874_368",
+        "thin.html": "<p>18\u202f874\u202f368 parameters</p>",
+        "float.md": "about 37.7 MB",
+        "formula.html": "<code>r&nbsp;*  (in + out)</code>",
+        "clean.md": "118874368 and 18874368.5 and 137.7 and 37.75 and r * in",
+    }
+    for name, text in pages.items():
+        (tmp_path / name).write_text(text)
+    found = {leak.path.name for leak in scan_answers(sorted(tmp_path.glob("*.*")), expected)}
+    assert found == set(pages) - {"clean.md"}
+
+
+def test_every_chapter_declares_its_expected_values():
+    from autograder.course import ANSWERS, assignments
+    from autograder.leaks import answers
+
+    missing = [a for a in assignments() if not (ANSWERS / f"{a}.yml").exists()]
+    assert not missing, f"declare the values each exercise expects in autograder/answers/<id>.yml: {missing}"
+    assert answers()
+
+
+def test_book_pages_print_no_expected_value():
+    from autograder.course import ROOT
+    from autograder.leaks import answers, book_pages, scan_answers
+
+    leaks = scan_answers(book_pages(ROOT), answers())
+    assert not leaks, [(str(l.path.relative_to(ROOT)), l.line, l.origin) for l in leaks[:10]]
