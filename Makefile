@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export PYTHONWARNINGS ?= ignore
+# PyTorch's OpenMP threads spin while they wait for work. When other processes want the same cores
+# (two kernels, a parallel grading run, any busy machine) the spinning steals their time: a training
+# cell measured 8x slower (180 s instead of 23 s). Waiting threads sleep instead.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help venv book test release grade public fork fixtures lock clean
 

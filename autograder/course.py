@@ -47,6 +47,7 @@ def tool_environment() -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("PYTHONWARNINGS", "ignore")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the Makefile: spinning OpenMP threads starve parallel kernels
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
     return env
 
