@@ -164,8 +164,12 @@ def notebook_stem(file_name: str, stems: list[str]) -> tuple[str | None, int, st
     return None, copy_number, attempt
 
 
-def identify(relative: str, stems: list[str]) -> tuple[str | None, str | None, str, str, int] | str:
-    """(student, notebook stem, route, attempt, copy number) for a path, or a reason it cannot be matched."""
+def identify(relative: str, stems: list[str], assignments: set[str] = frozenset()) -> tuple[str, str, str, str, int] | str:
+    """(student, notebook stem, route, attempt, copy number) for a path, or a reason it cannot be matched.
+
+    In a folder layout the student is the folder holding the notebook, or the one above it when that
+    folder is named after the assignment (outer folders of an export are ignored).
+    """
     for route, pattern in _PATTERNS:
         match = pattern.match(relative)
         if match:
@@ -176,8 +180,11 @@ def identify(relative: str, stems: list[str]) -> tuple[str | None, str | None, s
             return match.group("student"), stem, route, attempt, copy_number
     parts = relative.split("/")
     stem, copy_number, attempt = notebook_stem(parts[-1], stems)
-    if stem is not None and len(parts) >= 2:  # <student>/[<assignment>/]<notebook>.ipynb
-        return parts[0], stem, "folder", attempt, copy_number
+    if stem is not None and len(parts) >= 2:  # .../<student>/[<assignment>/]<notebook>.ipynb
+        folders = parts[:-1]
+        if folders[-1] in assignments and len(folders) >= 2:
+            folders = folders[:-1]
+        return folders[-1], stem, "folder", attempt, copy_number
     base = parts[-1]
     for candidate in sorted(stems, key=len, reverse=True):  # <student>_<notebook variant>.ipynb
         for index in [m.start() for m in re.finditer("_", base)]:
@@ -203,7 +210,7 @@ def find_submissions(folder: Path, names: dict[str, str]) -> tuple[list[Submissi
         relative = path.relative_to(folder).as_posix()
         if any(part.startswith((".", "__MACOSX")) for part in relative.split("/")):
             continue  # checkpoints, macOS resource forks
-        found = identify(relative, stems)
+        found = identify(relative, stems, set(names.values()))
         if isinstance(found, str):
             unmatched.append(_unmatched(relative, path, found))
             continue

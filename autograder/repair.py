@@ -45,13 +45,13 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     if size > MAX_NOTEBOOK_BYTES:
         raise NotANotebook(f"not graded: the file is {size / 2**20:.0f} MB, over the "
                            f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB limit for a notebook")
-    with open(path, "rb") as handle:
-        head = handle.read(64).lstrip()
-    if not head.startswith(b"{"):
-        raise NotANotebook("not a notebook: the file is not JSON (a script or another file renamed .ipynb?)")
     try:
         raw = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+        if not head.startswith((b"{", b"[")):
+            raise NotANotebook("not a notebook: the file is not JSON (a script or another file renamed .ipynb?)") from error
         raise NotANotebook(f"not a readable notebook (invalid JSON, truncated or damaged: {error})") from error
     if not isinstance(raw, dict):
         raise NotANotebook("not a notebook: the JSON is not a notebook object")
