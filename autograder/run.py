@@ -22,6 +22,7 @@ process is launched), with its working directory ``scratch/autograded/<student>/
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -113,6 +114,20 @@ def _cell_troubles(path: Path, cell_timeout: int) -> list[str]:
     return reasons
 
 
+def _explain(log: Path, error: BaseException) -> str:
+    """A reason for the row when nbgrader gave up on a notebook, from its log."""
+    text = log.read_text(errors="replace")
+    if "DeadKernelError" in text or "Kernel died" in text:
+        return ("the kernel died while running the notebook (os._exit(), a crash, or more memory than allowed): "
+                "no score")
+    if "CellTimeoutError" in text:
+        return ("a cell went on running after it was interrupted at its time limit (does it catch "
+                "KeyboardInterrupt?): the notebook was stopped, no score")
+    errors = [line.strip() for line in text.splitlines() if "Error" in line or "[ERROR]" in line]
+    last = errors[-1] if errors else [line for line in traceback.format_exception(error) if line.strip()][-1].strip()
+    return f"nbgrader could not grade the notebook: {last[:300]}"
+
+
 _CONTEXT = None
 
 
@@ -176,12 +191,15 @@ def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int, r
         config.Execute.on_notebook_start = on_start
         config.Execute.on_cell_execute = on_cell
         config.Execute.on_notebook_complete = lambda **_: cells.append(("", time.perf_counter()))
-        converter = Autograde(coursedir=CourseDirectory(config=config), config=config)
+        logger = logging.getLogger("autograde")
+        logger.addHandler(logging.StreamHandler(sys.stderr))  # into autograde.log
+        logger.setLevel(logging.INFO)
+        converter = Autograde(coursedir=CourseDirectory(config=config), config=config, log=logger)
         converter.force = True
         converter.start()
     except BaseException as error:  # noqa: BLE001 — whatever nbgrader raises becomes the row's reason
-        last = [line for line in traceback.format_exception(error) if line.strip()][-1].strip()
-        report["error"] = f"nbgrader could not grade the notebook: {last[:300]}"
+        sys.stderr.flush()
+        report["error"] = _explain(Path(scratch) / "autograde.log", error)
     report["timings"] = _split_timings(timings, cells, started)
     Path(result_file).write_text(json.dumps(report))
     log.flush()
