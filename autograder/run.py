@@ -15,8 +15,11 @@ time; each call gets:
   started are killed and the row says so.
 
 The kernel is started by nbgrader's ``Execute`` preprocessor with the configuration of
-``autograder/nbgrader_config.py`` (its ``kernel_manager_class``, if set, decides how the kernel
-process is launched), with its working directory ``scratch/autograded/<student>/<assignment>/``.
+``autograder/nbgrader_config.py``, loaded here for every run: the preprocessors listed in
+``c.Autograde.autograde_preprocessors`` (an ``Execute`` subclass there may launch the kernel
+differently; note that ``Execute`` passes ``kernel_manager_class`` as a keyword, which beats the
+same setting in the configuration) and the kernel spec named by ``c.Execute.kernel_name``. The
+kernel's working directory is ``scratch/autograded/<student>/<assignment>/``.
 """
 
 from __future__ import annotations

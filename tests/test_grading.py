@@ -307,3 +307,18 @@ def test_one_row_per_student_and_assignment_and_a_class_report(graded):
         assert (out / f"report_{chapter}_scores.png").stat().st_size > 0
         assert f"report_{chapter}_units.png" in page
     assert "Not graded" in page and "osexit" in page and "cell metadata missing" in page
+
+
+def test_merge_rebuilds_one_gradebook_with_every_score(graded, tmp_path):
+    from nbgrader.api import Gradebook
+
+    from autograder.merge import merge
+
+    out, grades, _, _ = graded
+    merge([out], tmp_path / "merged")
+    assert (tmp_path / "merged" / "grades.csv").read_text() == (out / "grades.csv").read_text()
+    with Gradebook(f"sqlite:///{tmp_path / 'merged' / 'course' / 'gradebook.db'}") as gradebook:
+        for (student, assignment), row in grades.items():
+            if row["status"] == "graded":
+                notebook = gradebook.find_submission_notebook(row["notebook"], assignment, student)
+                assert float(notebook.score) == float(row["score"]), (student, assignment)
