@@ -46,7 +46,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("nbgrader inbound", re.compile(r"^(?P<student>[^/+]+)\+(?P<assignment>[^/+]+)\+(?P<attempt>[^/+]+)(?:\+[^/]*)?/(?:.*/)?(?P<rest>[^/]+)$")),
     ("Moodle", re.compile(r"^(?:.*/)?(?P<name>[^/]+)_(?P<student>\d+)_assignsubmission_file_/(?:.*/)?(?P<rest>[^/]+)$")),
     ("Blackboard", re.compile(r"^(?:.*/)?[^/]*?_(?P<student>[^/_]+)_attempt_(?P<attempt>\d{4}(?:-\d\d){5})_(?P<rest>[^/]+)$")),
-    ("Canvas", re.compile(r"^(?:.*/)?(?P<name>[a-z]+)_(?:(?P<late>LATE)_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<rest>[^/]+)$")),
+    ("Canvas", re.compile(r"^(?:.*/)?(?P<name>[a-z][a-z-]*)_(?:(?P<late>LATE)_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<rest>[^/]+)$")),
 ]
 _COPY_MARKS = [  # (regular expression over a file stem, what it is); group "n" is a copy number
     (re.compile(r"^Copy of (?P<stem>.+)$"), "Colab copy"),

@@ -43,8 +43,8 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     if size == 0:
         raise NotANotebook("not a notebook: the file is empty")
     if size > MAX_NOTEBOOK_BYTES:
-        raise NotANotebook(f"not graded: the file is {size / 2**20:.0f} MB, over the "
-                           f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB limit for a notebook")
+        raise NotANotebook(f"not graded: the file is over the {MAX_NOTEBOOK_BYTES / 2**20:.0f} MB limit for a "
+                           "notebook (images or data saved in it?)")
     try:
         raw = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -190,8 +190,10 @@ def rebuild(submitted: nbformat.NotebookNode, released: nbformat.NotebookNode) -
     if matched_by_id < answers and by_position:
         repairs.insert(0, f"cell metadata missing: matched {by_position} answer cell(s) by position"
                           + (f" and {by_content} read-only cell(s) by content" if by_content else ""))
+    found = {t: i for i, t in claimed.items() if t >= 0}
     restored = [nbgrader_metadata(c).get("grade_id") for t, c in enumerate(released.cells)
-                if not _is_answer(c) and nbgrader_metadata(c).get("grade") and t not in claimed.values()]
+                if not _is_answer(c) and nbgrader_metadata(c).get("grade")
+                and (t not in found or _normal(cells[found[t]].source) != _normal(c.source))]
     if restored:
         repairs.append(f"test cell(s) {', '.join(map(repr, restored))} missing or edited: restored from the source")
     order = [t for _, t in sorted(claimed.items()) if t >= 0]

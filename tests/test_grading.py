@@ -162,6 +162,7 @@ def _tampered_submissions():
 def test_tampering_with_tests_does_not_pay(graded):
     _, grades, cells, _ = graded
     chapter = TAMPER.assignment
+    assert "restored from the source" in grades[("tampered", chapter)]["reason"]
     tampered = _autograded_test_cells(cells[("tampered", chapter)])
     assert all(float(tampered[g]["score"]) == 0 for g in TAMPER.loses), "nbgrader must restore the original tests"
     deleted = cells[("deleted", chapter)]  # a deleted test cell is restored from the source and graded
