@@ -66,8 +66,9 @@ def grade_one(submission: Submission, work: Path, template: Path, options: argpa
         return None
     submission.reasons.extend(repairs)
     submission.flags.extend(integrity_flags(nbformat.read(target, as_version=4)))
+    threads = max(1, len(os.sched_getaffinity(0)) // options.workers)
     result = run.run_student(scratch, submission.student, submission.assignment, submission.notebook,
-                             options.cell_timeout, options.notebook_timeout)
+                             options.cell_timeout, options.notebook_timeout, threads)
     submission.status, submission.seconds, submission.timings = result.status, result.seconds, result.timings
     submission.reasons.extend(result.reasons)
     if result.status == "graded" and not scoring.read_scores(scratch / "gradebook.db", submission):
@@ -136,8 +137,9 @@ def parser() -> argparse.ArgumentParser:
                    help="students graded at the same time (default: the cores available)")
     p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
                    help="grade only the K-th of N deterministic shares of the students (join with autograder.merge)")
-    p.add_argument("--cell-timeout", type=int, default=run.CELL_TIMEOUT, metavar="S",
-                   help=f"seconds one cell may run before it is interrupted (default {run.CELL_TIMEOUT})")
+    p.add_argument("--cell-timeout", type=int, default=None, metavar="S",
+                   help="seconds one cell may run before it is interrupted (default: Execute.timeout of "
+                        "autograder/nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=int, default=run.NOTEBOOK_TIMEOUT, metavar="S",
                    help=f"seconds one notebook may run before it is stopped (default {run.NOTEBOOK_TIMEOUT})")
     return p

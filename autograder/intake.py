@@ -2,18 +2,14 @@
 
 Names are matched as they arrive from the usual routes (examples for the notebook ``lora``):
 
-=========================  ============================================================  ===============
-route                      file name (relative to the folder or zip)                     student id
-=========================  ============================================================  ===============
-nbgrader exchange          ``s123/ch04_lora/lora.ipynb``                                  ``s123``
-nbgrader inbound           ``s123+ch04_lora+2026-11-20 10:00:00.000000 UTC+ab12/lora.ipynb``  ``s123``
-folder per student         ``s123/lora.ipynb``                                            ``s123``
-plain                      ``s123_lora.ipynb``, ``s123_lora-2.ipynb`` (attempt 2)         ``s123``
-Canvas                     ``doejane_48213_5512890_lora.ipynb``, late:                    ``48213``
-                           ``doejane_LATE_48213_5512890_lora-1.ipynb`` (resubmission 1)
-Moodle                     ``Jane Doe_48213_assignsubmission_file_/lora.ipynb``           ``48213``
-Blackboard                 ``PS4_jdoe_attempt_2026-11-20-10-00-00_lora.ipynb``            ``jdoe``
-=========================  ============================================================  ===============
+* nbgrader exchange: ``s123/ch04_lora/lora.ipynb`` (student ``s123``; outer folders are ignored);
+  inbound ``s123+ch04_lora+<timestamp>+<random>/lora.ipynb``
+* a folder per student: ``s123/lora.ipynb``
+* plain: ``s123_lora.ipynb``; resubmissions ``s123_lora-1.ipynb``, ``s123_lora-2.ipynb``
+* Canvas: ``doejane_48213_5512890_lora.ipynb`` (name, user id, submission id; student ``48213``),
+  late ``doejane_LATE_48213_5512890_lora.ipynb``, resubmission ``..._lora-1.ipynb``
+* Moodle: ``Jane Doe_48213_assignsubmission_file_/lora.ipynb`` (student ``48213``)
+* Blackboard: ``PS4_jdoe_attempt_2026-11-20-10-00-00_lora.ipynb`` (student ``jdoe``)
 
 The notebook part may carry the marks of a copy: ``Copy of lora.ipynb`` (Colab), ``lora (1).ipynb``
 (a browser's second download), ``lora-Copy1.ipynb`` (Jupyter's "Make a copy"). Folders may be nested

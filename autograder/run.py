@@ -10,9 +10,11 @@ time; each call gets:
 * a fresh process forked from a server that has already imported nbgrader and its preprocessors
   (``multiprocessing``'s forkserver), which runs nbgrader's ``Autograde`` converter in-process: no
   interpreter and nbgrader start-up per student, no ``python -m nbgrader`` per student;
-* a per-cell timeout (nbgrader's ``Execute.timeout``: the cell is interrupted, the rest runs) and a
-  wall-clock timeout for the whole notebook: past it, the process, the kernel and everything they
-  started are killed and the row says so.
+* a per-cell timeout (nbgrader's ``Execute.timeout``, set in ``nbgrader_config.py``: the cell is
+  interrupted, the rest runs) and a wall-clock timeout for the whole notebook: past it, the process,
+  the kernel and everything they started are killed and the row says so;
+* a share of the cores for the kernel's math libraries (``threads``), so that parallel workers do
+  not oversubscribe the machine.
 
 The kernel is started by nbgrader's ``Execute`` preprocessor with the configuration of
 ``autograder/nbgrader_config.py``, loaded here for every run: the preprocessors listed in
@@ -37,8 +39,7 @@ from pathlib import Path
 
 from .course import CONFIG, nbgrader_metadata, tool_environment
 
-CELL_TIMEOUT = 120  # seconds a single cell may run (then interrupted; the rest of the notebook runs)
-NOTEBOOK_TIMEOUT = 600  # seconds for a whole notebook, kernel start included (then killed)
+NOTEBOOK_TIMEOUT = 900  # seconds for a whole notebook, kernel start included (then killed)
 
 
 @dataclass
@@ -63,17 +64,19 @@ def prepare_scratch(scratch: Path, template_db: Path, student: str, assignment: 
     return target
 
 
-def run_student(scratch: Path, student: str, assignment: str, notebook: str,
-                cell_timeout: int = CELL_TIMEOUT, notebook_timeout: int = NOTEBOOK_TIMEOUT) -> RunResult:
+def run_student(scratch: Path, student: str, assignment: str, notebook: str, cell_timeout: int | None = None,
+                notebook_timeout: int = NOTEBOOK_TIMEOUT, threads: int | None = None) -> RunResult:
     """Autograde ``scratch/submitted/<student>/<assignment>/<notebook>.ipynb`` into ``scratch``.
 
-    Never raises for anything the student's code does: a crash, an exit or a timeout is a status and
-    a reason. The scores are in ``scratch/gradebook.db`` when the status is ``graded``.
+    ``cell_timeout`` overrides the configuration's ``Execute.timeout``; ``threads`` limits the
+    kernel's math libraries (default: theirs). Never raises for anything the student's code does: a
+    crash, an exit or a timeout is a status and a reason. The scores are in ``scratch/gradebook.db``
+    when the status is ``graded``.
     """
     result_file = scratch / "run.json"
     start = time.perf_counter()
     process = _context().Process(target=_autograde, args=(str(scratch), student, assignment, cell_timeout,
-                                                          str(result_file)), daemon=False)
+                                                          threads, str(result_file)), daemon=False)
     process.start()
     process.join(notebook_timeout)
     timed_out = process.is_alive()
@@ -93,11 +96,11 @@ def run_student(scratch: Path, student: str, assignment: str, notebook: str,
     if report.get("error"):
         result.reasons.append(report["error"])
     if result.autograded:
-        result.reasons.extend(_cell_troubles(result.autograded, cell_timeout))
+        result.reasons.extend(_cell_troubles(result.autograded, report.get("cell_timeout")))
     return result
 
 
-def _cell_troubles(path: Path, cell_timeout: int) -> list[str]:
+def _cell_troubles(path: Path, cell_timeout: int | None) -> list[str]:
     """Reasons worth a row from the executed notebook: timed-out cells, a dead kernel, an exit."""
     import nbformat
 
@@ -163,9 +166,12 @@ def _kill_tree(pid: int | None) -> None:
     psutil.wait_procs(family, timeout=5)
 
 
-def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int, result_file: str) -> None:
+def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int | None, threads: int | None,
+               result_file: str) -> None:
     """The forked process: run nbgrader's Autograde converter on one student; write ``run.json``."""
     os.environ.update(tool_environment())
+    if threads:  # read by torch (OpenMP, MKL) when the kernel starts
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = open(Path(scratch) / "autograde.log", "w")
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
@@ -190,7 +196,9 @@ def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int, r
         config.CourseDirectory.root = scratch
         config.CourseDirectory.student_id = student
         config.CourseDirectory.assignment_id = assignment
-        config.Execute.timeout = cell_timeout
+        if cell_timeout:
+            config.Execute.timeout = cell_timeout
+        report["cell_timeout"] = config.Execute.get("timeout")
         config.Execute.on_notebook_start = on_start
         config.Execute.on_cell_execute = on_cell
         config.Execute.on_notebook_complete = lambda **_: cells.append(("", time.perf_counter()))
@@ -216,11 +224,13 @@ def _split_timings(timings: dict, cells: list[tuple[str, float]], started: float
     """Seconds spent in: startup (nbgrader + kernel start), setup cells (imports), other cells, bookkeeping."""
     end = time.perf_counter()
     out = {"startup": timings.get("startup", end - started)}
-    if cells:
-        first_other = next((t for name, t in cells if name not in SETUP_CELLS), cells[-1][1])
-        out["setup_cells"] = max(0.0, first_other - cells[0][1])
-        out["other_cells"] = max(0.0, cells[-1][1] - first_other)
-        out["bookkeeping"] = end - cells[-1][1] + (cells[0][1] - started - out["startup"])
-    else:
+    if not cells:
         out["bookkeeping"] = end - started - out["startup"]
+        return out
+    completed = cells[-1][0] == ""  # the notebook-complete marker; absent when execution was cut short
+    last = cells[-1][1] if completed else end
+    first_other = next((t for name, t in cells if name not in SETUP_CELLS), last)
+    out["setup_cells"] = first_other - cells[0][1]
+    out["other_cells"] = last - first_other
+    out["bookkeeping"] = (end - last) + (cells[0][1] - started - out["startup"])
     return out
