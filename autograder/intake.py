@@ -44,10 +44,10 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("Blackboard", re.compile(r"^(?:.*/)?[^/]*?_(?P<student>[^/_]+)_attempt_(?P<attempt>\d{4}(?:-\d\d){5})_(?P<rest>[^/]+)$")),
     ("Canvas", re.compile(r"^(?:.*/)?(?P<name>[a-z][a-z-]*)_(?:(?P<late>LATE)_)?(?P<student>\d+)_(?P<submission>\d+)_(?P<rest>[^/]+)$")),
 ]
-_COPY_MARKS = [  # (regular expression over a file stem, what it is); group "n" is a copy number
-    (re.compile(r"^Copy of (?P<stem>.+)$"), "Colab copy"),
-    (re.compile(r"^(?P<stem>.+?) \((?P<n>\d+)\)$"), "browser download copy"),
-    (re.compile(r"^(?P<stem>.+?)-Copy(?P<n>\d*)$"), "Jupyter copy"),
+_COPY_MARKS = [  # regular expressions over a file stem; group "n" is a copy number
+    re.compile(r"^Copy of (?P<stem>.+)$"),  # Colab's "Save a copy in Drive"
+    re.compile(r"^(?P<stem>.+?) \((?P<n>\d+)\)$"),  # a browser's second download
+    re.compile(r"^(?P<stem>.+?)-Copy(?P<n>\d*)$"),  # Jupyter's "Make a copy"
 ]
 
 
@@ -147,7 +147,7 @@ def notebook_stem(file_name: str, stems: list[str]) -> tuple[str | None, int, st
     stem = file_name[: -len(".ipynb")] if file_name.lower().endswith(".ipynb") else file_name
     copy_number, attempt = 0, ""
     for _ in range(3):  # marks can stack: "Copy of lora (1).ipynb"
-        for pattern, _what in _COPY_MARKS:
+        for pattern in _COPY_MARKS:
             match = pattern.match(stem)
             if match:
                 stem = match.group("stem")
