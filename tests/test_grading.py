@@ -109,7 +109,9 @@ def _arrivals():
     at = cells_of(solution)["lora_forward"]
     head, tail = split.cells[at].source.split("\n\n", 1)
     split.cells[at:at + 1] = [nbformat.v4.new_code_cell(head), nbformat.v4.new_code_cell(tail)]
-    split.cells.insert(cells_of(solution)["quiz"] + 1, copy.deepcopy(split.cells[cells_of(solution)["quiz"] + 1]))
+    duplicate = copy.deepcopy(split.cells[cells_of(solution)["quiz"] + 1])
+    duplicate["id"] = "duplicated-cell"
+    split.cells.insert(cells_of(solution)["quiz"] + 1, duplicate)
     moved = copy.deepcopy(solution)
     index = cells_of(solution)
     block = moved.cells[index["md_lora_budget"]:index["test_lora_budget"] + 1]
