@@ -8,6 +8,8 @@ import pytest
 
 from autograder.course import ROOT, tool_environment
 
+pytestmark = pytest.mark.slow  # nbgrader releases the assignment once per shard
+
 
 def _run(*args):
     result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=tool_environment(), capture_output=True,
