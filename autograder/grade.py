@@ -1,19 +1,25 @@
-"""Autograde a class: a folder or an LMS zip of notebooks → ``OUT/grades.csv`` + feedback HTML.
+"""Autograde a class: a folder or an LMS zip of notebooks → ``OUT/grades.csv``, feedback and a class report.
 
-    python -m autograder.grade SUBMISSIONS OUT
+    python -m autograder.grade SUBMISSIONS OUT [--workers N] [--shard K/N]
 
-Accepted naming (both may be mixed; a ``.zip`` is unpacked first):
-  * ``<student_id>/<assignment>/<notebook>.ipynb``  (nbgrader's exchange layout)
-  * ``<student_id>/<notebook>.ipynb``
-  * ``<student_id>_<notebook>.ipynb``, optionally with an LMS resubmission suffix ``-1``, ``-2`` …
-    (e.g. ``s1234567_lora.ipynb``, ``s1234567_lora-2.ipynb``; the highest suffix wins)
-Notebook names are those of ``solutions/`` (``memory_math``, ``lora`` …); the assignment follows from them.
+The stages, each a module:
+
+1. ``intake``  — unpack the zip safely, find every notebook, tell whose it is (LMS and Colab names),
+   keep each student's latest version;
+2. ``repair``  — read the file (refusing what is not a notebook), rebuild it on the released notebook
+   (answers matched by grade id, content or position; test cells restored from the source);
+3. ``run``     — autograde one student in a scratch course folder, with cell and notebook timeouts
+   (``--workers`` students at a time);
+4. ``scoring`` — copy each student's scores into the class gradebook, write grades.csv, cells.csv
+   and the feedback;
+5. ``report``  — OUT/report.html with figures.
 
 Everything is written under OUT (nothing into ``solutions/`` or ``notebooks/``):
-  OUT/grades.csv          one row per student and assignment: score, max_score, status, reason
+  OUT/grades.csv          one row per student and assignment: score, max_score, status, reason, flags
   OUT/cells.csv           one row per graded cell: the score of every test
   OUT/feedback/<student>/<assignment>/<notebook>.html   (no hidden tests in it)
-  OUT/course/             the nbgrader course folder (gradebook.db, autograded notebooks)
+  OUT/report.html         the class at a glance (score distribution, units most students fail, repairs)
+  OUT/course/             the nbgrader course folder (gradebook.db, autograded notebooks) for formgrader
 A submission that cannot be read or graded gets a row with score 0 and the reason; the rest of the
 class is graded anyway.
 """
@@ -21,261 +27,137 @@ class is graded anyway.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import re
+import importlib
+import importlib.util
+import os
 import shutil
+import statistics
 import sys
 import time
-import zipfile
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
 from tqdm.auto import tqdm
 
-from .course import SOLUTIONS, nbgrader, notebook_names
-
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-@dataclass
-class Submission:
-    """One student's notebook for one assignment, and what became of it."""
-
-    student: str
-    assignment: str
-    notebook: str  # the notebook's stem, as in solutions/
-    path: Path | None
-    status: str = "pending"
-    reason: str = ""
-    seconds: float = 0.0  # autograding time
-    score: float = 0.0
-    max_score: float = 0.0
-    cells: list[dict] = field(default_factory=list)
+from . import intake, repair, report, run, scoring
+from .course import NOTEBOOKS, SOLUTIONS, notebook_names
+from .intake import Submission
 
 
-def unpack(submissions: Path, incoming: Path) -> Path:
-    """Return a folder of submissions: ``submissions`` itself, or the zip unpacked into ``incoming``."""
-    if submissions.is_dir():
-        return submissions
-    if submissions.suffix.lower() == ".zip":
-        if not zipfile.is_zipfile(submissions):
-            raise SystemExit(f"error: {submissions} is not a readable zip file")
-        incoming.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(submissions) as archive:
-            for member in archive.infolist():
-                target = (incoming / member.filename).resolve()
-                if not target.is_relative_to(incoming.resolve()):
-                    raise SystemExit(f"error: {submissions} holds an unsafe path {member.filename!r}")
-            archive.extractall(incoming)
-        return incoming
-    raise SystemExit(f"error: {submissions} is neither a folder nor a .zip file")
+def integrity_flags(notebook: nbformat.NotebookNode) -> list[str]:
+    """Flags from ``autograder/integrity.py`` (``flags(notebook) -> list[str]``) when that module exists."""
+    if importlib.util.find_spec("autograder.integrity") is None:
+        return []
+    return list(importlib.import_module("autograder.integrity").flags(notebook))
 
 
-def find_submissions(folder: Path, names: dict[str, str]) -> tuple[list[Submission], list[Submission]]:
-    """Match every ``.ipynb`` under ``folder`` to (student, assignment, notebook).
-
-    Returns the submissions to grade and the files that could not be matched (with a reason).
-    """
-    chosen: dict[tuple[str, str], tuple[int, Submission]] = {}
-    unmatched: list[Submission] = []
-    stems = sorted(names, key=len, reverse=True)
-    for path in sorted(folder.rglob("*.ipynb")):
-        relative = path.relative_to(folder)
-        if any(part.startswith((".", "__MACOSX")) for part in relative.parts):
-            continue
-        student, stem, attempt = _parse(relative, stems)
-        if student is None:
-            unmatched.append(Submission(relative.stem, "?", relative.stem, path, "unmatched",
-                                        f"cannot tell student and notebook from the name {str(relative)!r}; "
-                                        f"expected <student_id>_<notebook>.ipynb with notebook one of {sorted(names)}"))
-            continue
-        if not STUDENT_ID.match(student):
-            unmatched.append(Submission(student, names[stem], stem, path, "unmatched",
-                                        f"student id {student!r} has characters other than letters, digits, '.', '_' and '-'"))
-            continue
-        key = (student, stem)
-        if key not in chosen or attempt > chosen[key][0]:
-            chosen[key] = (attempt, Submission(student, names[stem], stem, path))
-    return [submission for _, submission in chosen.values()], unmatched
-
-
-def _parse(relative: Path, stems: list[str]) -> tuple[str | None, str | None, int]:
-    parts = relative.parts
-    stem, attempt = relative.stem, 0
-    match = re.match(r"^(.*?)(?:[-_ ]\(?(\d+)\)?)?$", stem)
-    if len(parts) >= 2:  # <student>/<notebook>.ipynb or <student>/<assignment>/<notebook>.ipynb
-        for candidate in (stem, match.group(1)):
-            if candidate in stems:
-                return parts[0], candidate, int(match.group(2) or 0) if candidate != stem else 0
-    for candidate in stems:  # <student>_<notebook>[-N].ipynb
-        for base, number in ((stem, 0), (match.group(1), int(match.group(2) or 0))):
-            if base.endswith("_" + candidate) and len(base) > len(candidate) + 1:
-                return base[: -len(candidate) - 1], candidate, number
-    return None, None, attempt
-
-
-def repair(notebook_path: Path, target: Path) -> None:
-    """Read a submitted notebook, normalise it to nbformat 4 and write it where nbgrader expects it.
-
-    Raises ``ValueError`` with a readable reason when the file is not a notebook.
-    """
+def grade_one(submission: Submission, work: Path, template: Path, options: argparse.Namespace) -> Path | None:
+    """Repair and run one submission; fill its status and reasons. Returns its scratch folder when it ran."""
+    scratch = work / f"{submission.student}-{submission.assignment}"
+    target = run.prepare_scratch(scratch, template, submission.student, submission.assignment, submission.notebook)
     try:
-        notebook = nbformat.read(notebook_path, as_version=4)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"not a readable notebook (invalid JSON: {error})") from error
-    except Exception as error:  # nbformat raises several types for malformed files
-        raise ValueError(f"not a readable notebook ({type(error).__name__}: {error})") from error
-    if not isinstance(notebook.get("cells"), list):
-        raise ValueError("not a readable notebook (no cells)")
-    for cell in notebook.cells:  # LMS and Colab round trips sometimes drop these fields
-        cell.setdefault("metadata", {})
-        if cell.get("cell_type") == "code":
-            cell.setdefault("outputs", [])
-            cell.setdefault("execution_count", None)
-    notebook.metadata.pop("widgets", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, target)
+        repairs = repair.repair(submission.path, NOTEBOOKS / submission.assignment / f"{submission.notebook}.ipynb",
+                                target)
+    except repair.NotANotebook as error:
+        submission.status = "unreadable"
+        submission.reasons.append(str(error))
+        shutil.rmtree(scratch)
+        return None
+    submission.reasons.extend(repairs)
+    submission.flags.extend(integrity_flags(nbformat.read(target, as_version=4)))
+    threads = max(1, len(os.sched_getaffinity(0)) // options.workers)
+    result = run.run_student(scratch, submission.student, submission.assignment, submission.notebook,
+                             options.cell_timeout, options.notebook_timeout, threads)
+    submission.status, submission.seconds, submission.timings = result.status, result.seconds, result.timings
+    submission.reasons.extend(result.reasons)
+    if result.status == "graded" and not scoring.read_scores(scratch / "gradebook.db", submission):
+        submission.status = "error"
+        submission.reasons.append("no grades were recorded")
+    return scratch
 
 
-def read_scores(course: Path, submission: Submission) -> None:
-    """Fill score, max_score and per-cell scores from the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        try:
-            notebook = gradebook.find_submission_notebook(submission.notebook, submission.assignment, submission.student)
-        except MissingEntry:
-            submission.status, submission.reason = "error", submission.reason or "no grades were recorded"
-            return
-        submission.score = float(notebook.score)
-        submission.max_score = float(notebook.max_score)
-        for grade in sorted(notebook.grades, key=lambda g: g.name):
-            submission.cells.append({
-                "grade_id": grade.name,
-                "score": float(grade.score),
-                "max_score": float(grade.max_score),
-                "auto": grade.auto_score is not None,
-                "needs_manual_grade": bool(grade.needs_manual_grade),
-            })
-
-
-def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Submission]:
+def grade(submissions: Path, out: Path, options: argparse.Namespace, solutions: Path = SOLUTIONS) -> list[Submission]:
     """Grade every submission found in ``submissions`` (folder or zip) into ``out``; return the results."""
     if not submissions.exists():
         raise SystemExit(f"error: {submissions} does not exist")
     out.mkdir(parents=True, exist_ok=True)
-    course = out / "course"
-    names = notebook_names(solutions)
-    found, unmatched = find_submissions(unpack(submissions, out / "incoming"), names)
+    course, work = out / "course", out / "work"
+    found, unmatched = intake.find_submissions(intake.unpack(submissions, out / "incoming"), notebook_names(solutions))
     if not found and not unmatched:
         raise SystemExit(f"error: no .ipynb files in {submissions}")
+    found = [s for s in found if intake.in_shard(s.student, options.shard)]
+    unmatched = [s for s in unmatched if intake.in_shard(s.source, options.shard)]
 
     needed = sorted({s.assignment for s in found})
-    for assignment in needed:  # the gradebook learns each assignment from its source notebooks
-        source = course / "source" / assignment
-        if source.exists():
-            shutil.rmtree(source)
-        shutil.copytree(solutions / assignment, source, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        result = nbgrader(["generate_assignment", assignment, "--force"], course)
-        if result.returncode != 0:
-            raise SystemExit(f"error: nbgrader could not process solutions/{assignment}:\n{result.stderr[-2000:]}")
-    max_scores = _max_scores(course, needed)
-
-    for submission in tqdm(found, desc="autograding", unit="notebook"):
+    max_scores = scoring.prepare_course(course, solutions, needed) if needed else {}
+    template = scoring.gradebook_template(course, work / "template.db") if needed else None
+    for submission in found:
         submission.max_score = max_scores[submission.assignment]
-        target = course / "submitted" / submission.student / submission.assignment / f"{submission.notebook}.ipynb"
-        if target.parent.exists():
-            shutil.rmtree(target.parent)
-        try:
-            repair(submission.path, target)
-        except ValueError as error:
-            submission.status, submission.reason = "unreadable", str(error)
-            continue
-        start = time.perf_counter()
-        result = nbgrader(["autograde", submission.assignment, f"--student={submission.student}", "--force"], course)
-        submission.seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            submission.status = "error"
-            submission.reason = _last_error(result.stdout + result.stderr)
-        else:
-            submission.status = "graded"
-        read_scores(course, submission)
 
-    for assignment in needed:
-        _feedback(course, out, [s for s in found if s.assignment == assignment and s.status == "graded"])
+    start = time.perf_counter()
+    with ThreadPoolExecutor(options.workers) as pool:
+        futures = {pool.submit(grade_one, s, work, template, options): s for s in found}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="autograding", unit="student"):
+            submission = futures[future]
+            scratch = future.result()
+            if submission.status == "graded":
+                scoring.record(course, submission, scratch)
+            if scratch is not None and submission.status == "graded":
+                shutil.rmtree(scratch)  # kept for a failed run: its autograde.log says more
+    elapsed = time.perf_counter() - start
+
+    scoring.write_feedback(course, out, [s for s in found if s.status == "graded"])
     results = found + unmatched
-    _write_csv(out, results)
+    scoring.write_csv(out, results)
+    report.write_report(out, results)
+    ran = [s.seconds for s in found if s.seconds]
+    if ran:
+        print(f"autograded {len(ran)} notebooks in {elapsed:.0f} s with {options.workers} workers: "
+              f"{60 * len(ran) / elapsed:.1f} notebooks/min, median {statistics.median(ran):.1f} s per notebook")
     return results
 
 
-def _max_scores(course: Path, ids: list[str]) -> dict[str, float]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        return {assignment: float(gradebook.find_assignment(assignment).max_score) for assignment in ids}
-
-
-def _feedback(course: Path, out: Path, submissions: list[Submission]) -> None:
-    """Write feedback HTML for the graded ``submissions`` of one assignment (one nbgrader run)."""
-    if not submissions:
-        return
-    assignment = submissions[0].assignment
-    others = _other_students(course, assignment, {s.student for s in submissions})
-    result = nbgrader(["generate_feedback", assignment, "--force", f"--CourseDirectory.student_id_exclude={others}"], course)
-    for submission in submissions:
-        source = course / "feedback" / submission.student / assignment / f"{submission.notebook}.html"
-        if not source.exists():
-            submission.reason = "graded, but feedback could not be generated: " + _last_error(result.stdout + result.stderr)
-            continue
-        target = out / "feedback" / submission.student / assignment / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes K/N (e.g. 2/8), not {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
 
 
-def _other_students(course: Path, assignment: str, wanted: set[str]) -> str:
-    """Students autograded for ``assignment`` in ``course`` but not ``wanted`` now (failed or earlier runs)."""
-    folder = course / "autograded"
-    present = {p.parent.name for p in folder.glob(f"*/{assignment}")} if folder.exists() else set()
-    return ",".join(sorted(present - wanted))
-
-
-def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
-    return (lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "nbgrader failed")[:300]
-
-
-def _write_csv(out: Path, results: list[Submission]) -> None:
-    with open(out / "grades.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "notebook", "score", "max_score", "needs_manual_grade", "status", "reason",
-                         "grading_seconds"])
-        for s in sorted(results, key=lambda s: (s.student, s.assignment)):
-            manual = any(cell["needs_manual_grade"] for cell in s.cells)
-            writer.writerow([s.student, s.assignment, s.notebook, f"{s.score:g}", f"{s.max_score:g}", manual, s.status, s.reason,
-                             f"{s.seconds:.1f}"])
-    with open(out / "cells.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "autograded"])
-        for s in sorted(results, key=lambda s: (s.student, s.assignment)):
-            for cell in s.cells:
-                writer.writerow([s.student, s.assignment, s.notebook, cell["grade_id"], f"{cell['score']:g}",
-                                 f"{cell['max_score']:g}", cell["auto"]])
+def parser() -> argparse.ArgumentParser:
+    """The command line (kept in one place so that other stages can add their options)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("submissions", type=Path, help="folder or .zip of submitted notebooks")
+    p.add_argument("out", type=Path, help="output folder (created; never solutions/ or notebooks/)")
+    p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                   help="students graded at the same time (default: the cores available)")
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="grade only the K-th of N deterministic shares of the students (join with autograder.merge)")
+    p.add_argument("--cell-timeout", type=int, default=None, metavar="S",
+                   help="seconds one cell may run before it is interrupted (default: Execute.timeout of "
+                        "autograder/nbgrader_config.py)")
+    p.add_argument("--notebook-timeout", type=int, default=run.NOTEBOOK_TIMEOUT, metavar="S",
+                   help=f"seconds one notebook may run before it is stopped (default {run.NOTEBOOK_TIMEOUT})")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submissions", type=Path, help="folder or .zip of submitted notebooks")
-    parser.add_argument("out", type=Path, help="output folder (created; never solutions/ or notebooks/)")
-    args = parser.parse_args(argv)
-    out = args.out.resolve()
-    for protected in (SOLUTIONS, SOLUTIONS.parent / "notebooks"):
+    p = parser()
+    options = p.parse_args(argv)
+    out = options.out.resolve()
+    for protected in (SOLUTIONS, NOTEBOOKS):
         if out == protected or out.is_relative_to(protected):
-            parser.error(f"OUT must not be inside {protected}")
-    results = grade(args.submissions, out)
+            p.error(f"OUT must not be inside {protected}")
+    if options.workers < 1:
+        p.error("--workers must be at least 1")
+    results = grade(options.submissions, out, options)
     graded = sum(s.status == "graded" for s in results)
-    print(f"graded {graded} of {len(results)} submissions; grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
+    print(f"graded {graded} of {len(results)} submissions; grades: {out / 'grades.csv'}; "
+          f"report: {out / 'report.html'}; feedback: {out / 'feedback'}")
     for s in results:
         if s.status != "graded":
             print(f"  {s.student} {s.assignment}: {s.status}: {s.reason}")

@@ -1,13 +1,18 @@
 """The autograder end to end on real notebooks: one class, graded once through `python -m autograder.grade`.
 
-The class (an LMS-style zip) holds, for every chapter: the solution, the untouched student edition,
-one submission per classic mistake of `autograder/mistakes/<id>.yml`, a resubmission, a file
-that is not a notebook, and two students who tampered with the tests: one replaced a test cell by
-`pass` (and made the mistake it catches), one deleted a test cell.
+The class (an LMS-style zip, graded with 2 workers) holds, for every chapter: the solution, the
+untouched student edition, one submission per classic mistake of `autograder/mistakes/<id>.yml`;
+then a resubmission, files that are not notebooks, two students who tampered with the tests (one
+replaced a test cell by `pass` and made the mistake it catches, one deleted a test cell), names as
+Colab, browsers, Jupyter, Canvas, Moodle and Blackboard give them, damaged notebooks (metadata
+stripped, cells split, duplicated, reordered), and code that loops, exits or prints without end.
 """
 
+import copy
 import csv
 import hashlib
+import json
+import time
 import subprocess
 import sys
 import zipfile
@@ -54,9 +59,16 @@ def graded(tmp_path_factory):
         tampered, deleted = _tampered_submissions()
         z.writestr(f"tampered_{TAMPER.notebook}.ipynb", nbformat.writes(tampered))
         z.writestr(f"deleted_{TAMPER.notebook}.ipynb", nbformat.writes(deleted))
+        for path, content, when in _arrivals():
+            z.writestr(zipfile.ZipInfo(path, time.localtime(when)[:6]), content)
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z:  # 200 MB that compress to almost nothing
+        with z.open(f"huge_{TAMPER.notebook}.ipynb", "w", force_zip64=True) as member:
+            for _ in range(200):
+                member.write(b" " * 2**20)
     before = {folder: _digest(folder) for folder in (SOLUTIONS, NOTEBOOKS)}
     out = work / "out"
-    result = subprocess.run([sys.executable, "-m", "autograder.grade", str(archive), str(out)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "autograder.grade", str(archive), str(out), "--workers", "2",
+                             "--cell-timeout", str(CELL_TIMEOUT)], cwd=ROOT,
                             env=tool_environment(), capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stdout + result.stderr
     assert before == {folder: _digest(folder) for folder in (SOLUTIONS, NOTEBOOKS)}, "grading wrote into solutions/ or notebooks/"
@@ -68,6 +80,73 @@ def graded(tmp_path_factory):
 
 
 TAMPER = load_mistakes(CHAPTERS[-1])[0]
+CELL_TIMEOUT = 120  # the solution's slowest cell takes a fraction of it; the endless loop costs it once
+NB = TAMPER.notebook  # the notebook the arrival cases below use
+# student -> (file name in the zip, what the row must say); all hold the solution unless said otherwise
+ARRIVALS = {
+    "colab": f"colab_Copy of {NB}.ipynb",  # Colab's name, and every cell's metadata stripped
+    "48213": f"doejane_LATE_48213_5512890_{NB}-1.ipynb",  # Canvas resubmission (beats the first, blank one)
+    "48214": f"Jane Doe_48214_assignsubmission_file_/{NB} (1).ipynb",  # Moodle; cells split and duplicated
+    "bbuser": f"PS4_bbuser_attempt_2026-11-21-09-00-00_{NB}.ipynb",  # Blackboard; a unit moved to the end
+    "nested": f"export/week 4/nested/{TAMPER.assignment}/{NB}-Copy1.ipynb",  # nested; 20 MB image output
+    "mtime": f"mtime_{NB}.ipynb",  # newer than the blank "mtime_<nb> (1).ipynb"
+}
+
+
+def _arrivals():
+    """(path in the zip, content, modification time) of the naming, repair and misbehaving cases."""
+    solution = filled_notebook(TAMPER.assignment, NB)
+    blank = nbformat.read(NOTEBOOKS / TAMPER.assignment / f"{NB}.ipynb", as_version=4)
+    now = time.time()
+
+    def cells_of(notebook):
+        return {nbgrader_metadata(c).get("grade_id"): i for i, c in enumerate(notebook.cells)}
+
+    stripped = copy.deepcopy(solution)
+    for cell in stripped.cells:
+        cell.metadata = {}
+    split = copy.deepcopy(stripped)
+    at = cells_of(solution)["lora_forward"]
+    head, tail = split.cells[at].source.split("\n\n", 1)
+    split.cells[at:at + 1] = [nbformat.v4.new_code_cell(head), nbformat.v4.new_code_cell(tail)]
+    duplicate = copy.deepcopy(split.cells[cells_of(solution)["quiz"] + 1])
+    duplicate["id"] = "duplicated-cell"
+    split.cells.insert(cells_of(solution)["quiz"] + 1, duplicate)
+    moved = copy.deepcopy(solution)
+    index = cells_of(solution)
+    block = moved.cells[index["md_lora_budget"]:index["test_lora_budget"] + 1]
+    del moved.cells[index["md_lora_budget"]:index["test_lora_budget"] + 1]
+    moved.cells += block
+    images = copy.deepcopy(solution)
+    images.cells[index["imports"]].outputs = [nbformat.from_dict(
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": "iVBORw0KGgo" * 2_000_000}})]
+
+    def misbehaving(cell, code, before=True):
+        notebook = copy.deepcopy(solution)
+        target = notebook.cells[index[cell]]
+        target.source = f"{code}\n{target.source}" if before else f"{target.source}\n{code}"
+        return notebook
+
+    exits = misbehaving("lora_budget", "import sys\nsys.exit()", before=False)
+    exits.cells[index["count_trainable"]].source += "\nfor i in range(100_000):\n    print('spam', i)"
+    yield from [
+        (ARRIVALS["colab"], nbformat.writes(stripped), now),
+        (f"doejane_48213_5512890_{NB}.ipynb", nbformat.writes(blank), now),
+        (ARRIVALS["48213"], nbformat.writes(solution), now - 3600),
+        (ARRIVALS["48214"], nbformat.writes(split), now),
+        (f"PS4_bbuser_attempt_2026-11-20-09-00-00_{NB}.ipynb", nbformat.writes(blank), now),
+        (ARRIVALS["bbuser"], nbformat.writes(moved), now - 3600),
+        (ARRIVALS["nested"], nbformat.writes(images), now),
+        (ARRIVALS["mtime"], nbformat.writes(solution), now),
+        (f"mtime_{NB} (1).ipynb", nbformat.writes(blank), now - 3600),
+        (f"loop_{NB}.ipynb", nbformat.writes(misbehaving("lora_budget", "while True:\n    pass")), now),
+        (f"osexit_{NB}.ipynb", nbformat.writes(misbehaving("lora_budget", "import os\nos._exit(3)")), now),
+        (f"exits_{NB}.ipynb", nbformat.writes(exits), now),
+        (f"empty_{NB}.ipynb", "", now),
+        (f"script_{NB}.ipynb", "import torch\nprint(torch.__version__)\n", now),
+        (f"old_{NB}.ipynb", json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+                                        "worksheets": [{"cells": []}]}), now),
+    ]
 
 
 def _tampered_submissions():
@@ -85,13 +164,13 @@ def _tampered_submissions():
 def test_tampering_with_tests_does_not_pay(graded):
     _, grades, cells, _ = graded
     chapter = TAMPER.assignment
+    assert "restored from the source" in grades[("tampered", chapter)]["reason"]
     tampered = _autograded_test_cells(cells[("tampered", chapter)])
     assert all(float(tampered[g]["score"]) == 0 for g in TAMPER.loses), "nbgrader must restore the original tests"
-    deleted = cells[("deleted", chapter)]
-    assert float(deleted[TAMPER.loses[0]]["score"]) == 0, "a deleted test cell scores nothing"
-    assert grades[("deleted", chapter)]["needs_manual_grade"] == "True", "a deleted test cell is flagged for a grader"
-    kept = {k for k, v in _autograded_test_cells(deleted).items() if v["score"] != v["max_score"]}
-    assert not kept, f"the other units keep their points: {kept}"
+    deleted = cells[("deleted", chapter)]  # a deleted test cell is restored from the source and graded
+    assert "restored from the source" in grades[("deleted", chapter)]["reason"]
+    lost = {k for k, v in _autograded_test_cells(deleted).items() if v["score"] != v["max_score"]}
+    assert not lost, f"the solution beneath the deleted test keeps its points: {lost}"
 
 
 def _autograded_test_cells(cells):
@@ -183,4 +262,66 @@ def test_resubmission_and_unreadable_file(graded):
     broken = grades[("broken", first)]
     assert broken["status"] == "unreadable" and float(broken["score"]) == 0
     assert "not a readable notebook" in broken["reason"]
-    assert len(grades) == len(graded[3]) + 4, "one row per student and assignment"
+    assert "took 'late_" in late["reason"] and "ignored 'late_" in late["reason"]
+
+
+@pytest.mark.parametrize("student", ARRIVALS)
+def test_names_as_they_arrive_and_damaged_notebooks_get_full_marks(graded, student):
+    _, grades, cells, _ = graded
+    row = grades[(student, TAMPER.assignment)]
+    assert row["status"] == "graded", row["reason"]
+    assert row["source_file"] == ARRIVALS[student], row["reason"]
+    lost = {k for k, v in _autograded_test_cells(cells[(student, TAMPER.assignment)]).items() if v["score"] != v["max_score"]}
+    assert not lost, f"{student} loses {lost} ({row['reason']})"
+    expected = {"colab": "cell metadata missing", "48213": "latest by LMS attempt", "48214": "joined 2 cells",
+                "bbuser": "reordered", "mtime": "latest by file time"}
+    assert expected.get(student, "") in row["reason"]
+
+
+def test_misbehaving_code_is_contained_with_a_reason(graded):
+    _, grades, cells, _ = graded
+    chapter = TAMPER.assignment
+    loop = grades[("loop", chapter)]
+    assert f"cell lora_budget ran past {CELL_TIMEOUT} s" in loop["reason"]
+    lost = {k for k, v in _autograded_test_cells(cells[("loop", chapter)]).items() if v["score"] != v["max_score"]}
+    assert lost == {"test_lora_budget"}, "an endless loop costs its own unit only"
+    dead = grades[("osexit", chapter)]
+    assert dead["status"] == "error" and float(dead["score"]) == 0 and "kernel died" in dead["reason"]
+    exits = grades[("exits", chapter)]
+    assert exits["status"] == "graded" and "sys.exit()" in exits["reason"]
+    assert exits["score"] == grades[("solution", chapter)]["score"], "code before sys.exit() and long prints count"
+
+
+@pytest.mark.parametrize("student,reason", [("broken", "invalid JSON"), ("empty", "file is empty"),
+                                            ("script", "not JSON"), ("old", "notebook format 3"),
+                                            ("huge", "over the 64 MB limit")])
+def test_not_a_notebook_gets_a_zero_and_a_reason(graded, student, reason):
+    _, grades, _, _ = graded
+    row = grades[(student, CHAPTERS[0] if student == "broken" else TAMPER.assignment)]
+    assert row["status"] == "unreadable" and float(row["score"]) == 0 and float(row["max_score"]) > 0
+    assert reason in row["reason"]
+
+
+def test_one_row_per_student_and_assignment_and_a_class_report(graded):
+    out, grades, _, students = graded
+    assert len(grades) == len(students) + 4 + len(ARRIVALS) + 3 + 4
+    page = (out / "report.html").read_text()
+    for chapter in CHAPTERS:
+        assert (out / f"report_{chapter}_scores.png").stat().st_size > 0
+        assert f"report_{chapter}_units.png" in page
+    assert "Not graded" in page and "osexit" in page and "cell metadata missing" in page
+
+
+def test_merge_rebuilds_one_gradebook_with_every_score(graded, tmp_path):
+    from nbgrader.api import Gradebook
+
+    from autograder.merge import merge
+
+    out, grades, _, _ = graded
+    merge([out], tmp_path / "merged")
+    assert (tmp_path / "merged" / "grades.csv").read_text() == (out / "grades.csv").read_text()
+    with Gradebook(f"sqlite:///{tmp_path / 'merged' / 'course' / 'gradebook.db'}") as gradebook:
+        for (student, assignment), row in grades.items():
+            if row["status"] == "graded":
+                notebook = gradebook.find_submission_notebook(row["notebook"], assignment, student)
+                assert float(notebook.score) == float(row["score"]), (student, assignment)

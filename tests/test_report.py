@@ -1,0 +1,42 @@
+"""The class report and the integrity hook, on made-up results (no kernel)."""
+
+import importlib.machinery
+import sys
+import types
+
+import nbformat
+
+from autograder.grade import integrity_flags
+from autograder.intake import Submission
+from autograder.report import write_report
+
+
+def _submission(student, score, status="graded", **kwargs):
+    cells = [{"grade_id": "test_a", "score": 2.0 if score >= 2 else 0.0, "max_score": 2.0, "auto": True,
+              "needs_manual_grade": False},
+             {"grade_id": "test_b", "score": 1.0 if score in (1, 3) else 0.0, "max_score": 1.0, "auto": True,
+              "needs_manual_grade": False}]
+    return Submission(student, "ch04_lora", "lora", None, source=f"{student}_lora.ipynb", status=status, score=score,
+                      max_score=3, cells=cells if status == "graded" else [], **kwargs)
+
+
+def test_report_shows_distribution_unit_pass_rates_repairs_failures_and_flags(tmp_path):
+    results = [_submission("s1", 3), _submission("s2", 2, reasons=["joined 2 cells into answer 'a'"]),
+               _submission("s3", 0, flags=["reads files outside the notebook"]),
+               _submission("s4", 0, status="unreadable", reasons=["not a notebook: the file is empty"])]
+    page = write_report(tmp_path, results).read_text()
+    assert (tmp_path / "report_ch04_lora_scores.png").stat().st_size > 1000
+    assert page.index("test_b") < page.index("test_a"), "the unit most students fail comes first"
+    for text in ("joined 2 cells", "the file is empty", "reads files outside the notebook", "33%", "67%"):
+        assert text in page
+
+
+def test_integrity_flags_come_from_autograder_integrity_when_it_exists(monkeypatch):
+    notebook = nbformat.v4.new_notebook()
+    if importlib.util.find_spec("autograder.integrity") is None:
+        assert integrity_flags(notebook) == []
+    fake = types.ModuleType("autograder.integrity")
+    fake.__spec__ = importlib.machinery.ModuleSpec("autograder.integrity", None)
+    fake.flags = lambda nb: ["flag one", "flag two"]
+    monkeypatch.setitem(sys.modules, "autograder.integrity", fake)
+    assert integrity_flags(notebook) == ["flag one", "flag two"]
