@@ -53,6 +53,7 @@ class Submission:
     score: float = 0.0
     max_score: float = 0.0
     cells: list[dict] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # integrity flags for the instructor (autograder/integrity.py)
 
 
 def unpack(submissions: Path, incoming: Path) -> Path:
@@ -161,8 +162,11 @@ def read_scores(course: Path, submission: Submission) -> None:
             })
 
 
-def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Submission]:
-    """Grade every submission found in ``submissions`` (folder or zip) into ``out``; return the results."""
+def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS, run_options: tuple[str, ...] = ()) -> list[Submission]:
+    """Grade every submission found in ``submissions`` (folder or zip) into ``out``; return the results.
+
+    ``run_options`` are nbgrader settings for running the students' kernels (``integrity_options``).
+    """
     if not submissions.exists():
         raise SystemExit(f"error: {submissions} does not exist")
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,8 @@ def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Sub
             submission.status, submission.reason = "unreadable", str(error)
             continue
         start = time.perf_counter()
-        result = nbgrader(["autograde", submission.assignment, f"--student={submission.student}", "--force"], course)
+        result = nbgrader(["autograde", submission.assignment, f"--student={submission.student}", "--force",
+                           *run_options], course)
         submission.seconds = time.perf_counter() - start
         if result.returncode != 0:
             submission.status = "error"
@@ -202,12 +207,46 @@ def grade(submissions: Path, out: Path, solutions: Path = SOLUTIONS) -> list[Sub
         else:
             submission.status = "graded"
         read_scores(course, submission)
+        submission.flags = integrity_flags(course, submission)
 
     for assignment in needed:
         _feedback(course, out, [s for s in found if s.assignment == assignment and s.status == "graded"])
     results = found + unmatched
     _write_csv(out, results)
     return results
+
+
+def integrity_flags(course: Path, submission: Submission) -> list[str]:
+    """Static flags of the submitted notebook and what the guard overruled while grading it."""
+    from .integrity import flags, runtime_flags
+
+    found = []
+    submitted = course / "submitted" / submission.student / submission.assignment / f"{submission.notebook}.ipynb"
+    autograded = course / "autograded" / submission.student / submission.assignment / f"{submission.notebook}.ipynb"
+    for path, check in ((submitted, flags), (autograded, runtime_flags)):
+        if path.exists():
+            found += check(nbformat.read(path, as_version=4))
+    return found
+
+
+def integrity_options(sandbox: bool, cell_timeout: int | None, memory_gib: float | None) -> tuple[str, ...]:
+    """nbgrader settings for the students' kernels; refuses to run without bubblewrap unless told."""
+    from .sandbox import available
+
+    options = []
+    if sandbox:
+        works, why = available()
+        if not works:
+            raise SystemExit(f"error: students' notebooks must run in a sandbox, but {why}.\n"
+                             "Install bubblewrap, or grade without a sandbox (students' code can then read and write "
+                             "everything you can, including solutions/): --no-sandbox, or make grade ... UNSANDBOXED=1")
+    else:
+        options.append("--SandboxedKernelManager.isolate=False")
+    if cell_timeout is not None:
+        options.append(f"--Execute.timeout={cell_timeout}")
+    if memory_gib is not None:
+        options.append(f"--SandboxedKernelManager.memory_limit_gib={memory_gib}")
+    return tuple(options)
 
 
 def _max_scores(course: Path, ids: list[str]) -> dict[str, float]:
@@ -250,11 +289,11 @@ def _write_csv(out: Path, results: list[Submission]) -> None:
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "assignment", "notebook", "score", "max_score", "needs_manual_grade", "status", "reason",
-                         "grading_seconds"])
+                         "grading_seconds", "flags"])
         for s in sorted(results, key=lambda s: (s.student, s.assignment)):
             manual = any(cell["needs_manual_grade"] for cell in s.cells)
             writer.writerow([s.student, s.assignment, s.notebook, f"{s.score:g}", f"{s.max_score:g}", manual, s.status, s.reason,
-                             f"{s.seconds:.1f}"])
+                             f"{s.seconds:.1f}", "; ".join(s.flags)])
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "assignment", "notebook", "grade_id", "score", "max_score", "autograded"])
@@ -268,17 +307,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, help="folder or .zip of submitted notebooks")
     parser.add_argument("out", type=Path, help="output folder (created; never solutions/ or notebooks/)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run students' code without bubblewrap (it can then read solutions/ and the gradebook)")
+    parser.add_argument("--cell-timeout", type=int, help="seconds a cell may run (default: nbgrader_config.py)")
+    parser.add_argument("--memory-limit", type=float, help="GiB of address space per student's kernel (default 6)")
     args = parser.parse_args(argv)
+    run_options = integrity_options(not args.no_sandbox, args.cell_timeout, args.memory_limit)
     out = args.out.resolve()
     for protected in (SOLUTIONS, SOLUTIONS.parent / "notebooks"):
         if out == protected or out.is_relative_to(protected):
             parser.error(f"OUT must not be inside {protected}")
-    results = grade(args.submissions, out)
+    results = grade(args.submissions, out, run_options=run_options)
     graded = sum(s.status == "graded" for s in results)
     print(f"graded {graded} of {len(results)} submissions; grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
     for s in results:
         if s.status != "graded":
             print(f"  {s.student} {s.assignment}: {s.status}: {s.reason}")
+    flagged = [s for s in results if s.flags]
+    if flagged:
+        print(f"{len(flagged)} submissions flagged for review (the flags column of grades.csv):")
+        for s in flagged:
+            print(f"  {s.student} {s.assignment}: {s.flags[0]}" + (f" (+{len(s.flags) - 1} more)" if len(s.flags) > 1 else ""))
     return 0
 
 
