@@ -15,7 +15,7 @@ help:
 	@echo "make book      build the website into _build/html"
 	@echo "make test      run every test"
 	@echo "make release   regenerate notebooks/ (student edition) from solutions/"
-	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder>   autograde a class"
+	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder>   autograde a class (in bubblewrap; UNSANDBOXED=1 without)"
 	@echo "make public DEST=<folder>   export the public edition (no solutions, no hidden tests)"
 	@echo "make fork REPO=<url>        point the launch buttons and setup cells at your fork"
 	@echo "make fixtures OUT=<folder>  write the wrong-submission fixtures as a class folder"
@@ -41,7 +41,7 @@ release: instructor-only $(STAMP)
 grade: instructor-only $(STAMP)
 	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make grade SUBMISSIONS=<folder or .zip> OUT=<folder>"; exit 2; fi
-	$(BIN)/python -m autograder.grade "$(SUBMISSIONS)" "$(OUT)"
+	$(BIN)/python -m autograder.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(UNSANDBOXED),--no-sandbox)
 
 public: instructor-only $(STAMP)
 	@if [ -z "$(DEST)" ]; then echo "usage: make public DEST=<folder>"; exit 2; fi

@@ -163,6 +163,15 @@ class SandboxedKernelManager(AsyncKernelManager):
             return [*launcher, *command]
         return sandbox_command(command, self.private, memory, self.max_processes, self.uid)
 
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt by a message: a signal to bwrap would not reach the kernel in its own session."""
+        if not self.isolate:
+            return await super()._async_interrupt_kernel()
+        self._connect_control_socket()
+        self.session.send(self._control_socket, self.session.msg("interrupt_request", content={}))
+
+    interrupt_kernel = _async_interrupt_kernel
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart:

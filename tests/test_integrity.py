@@ -89,7 +89,7 @@ for what, path in [("gradebook", {str(course / 'gradebook.db')!r}),
         print(f"{{what}}: READ")
     except OSError as error:
         print(f"{{what}}: blocked ({{type(error).__name__}})")
-for what, path in [("other student", {str(course / 'submitted' / 'solution' / CH01[0] / 'pwned.txt')!r}),
+for what, path in [("other student", {str(course / 'submitted' / 'honest' / CH01[0] / 'pwned.txt')!r}),
                    ("repository", {str(ROOT / 'pwned.txt')!r})]:
     try:
         open(path, "w").write("pwned")
@@ -236,7 +236,7 @@ def test_instructor_files_other_students_and_network_are_unreachable(graded):
     printed = _outputs(out, "probe-files-network", CH01, "bytes_per_param")
     for what in ("gradebook", "source", "solutions", "other student", "repository", "network"):
         assert f"{what}: blocked" in printed, printed
-    assert not (out / "course" / "submitted" / "solution").exists() or not list((out / "course").rglob("pwned.txt"))
+    assert not list(out.rglob("pwned.txt"))
     assert not (ROOT / "pwned.txt").exists()
     assert not _lost(cells["probe-files-network"]) and grades["probe-files-network"]["flags"]
 
