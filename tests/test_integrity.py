@@ -181,7 +181,7 @@ def graded(tmp_path_factory):
     work = tmp_path_factory.mktemp("integrity")
     out = work / "out"
     students = _class(work / "class", out)
-    result = subprocess.run([sys.executable, "-m", "autograder.grade", str(work / "class"), str(out), "--cell-timeout", "20"],
+    result = subprocess.run([sys.executable, "-m", "autograder.grade", str(work / "class"), str(out), "--cell-timeout", "60"],
                             cwd=ROOT, env=tool_environment(), capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     grades = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
