@@ -38,8 +38,7 @@ peftlab.checks.expect = peftlab.checks.expect_close = expect
     "patch-builtins": """
 import builtins
 builtins.abs = lambda value: 0
-builtins.isinstance = lambda *args: True
-abs = builtins.abs
+isinstance = lambda *args: True
 """,
     "redefine-assertionerror": """
 import builtins, sys
@@ -115,6 +114,19 @@ except MemoryError:
     print("30 GB: MemoryError")
 """,
     "quick_math": """
+for _ in range(500_000):
+    print("x" * 99)
+while True:
+    pass
+""",
+    "quiz": """
+import sys
+sys.exit()
+""",
+}
+# Forks until the process limit stops it; the children sleep. They also use up the kernel's own
+# thread budget, so only the last unit (after the bomb) may suffer.
+FORK_BOMB = """
 import os, time
 children = 0
 try:
@@ -125,15 +137,7 @@ try:
         children += 1
 except OSError as error:
     print(f"fork stopped after {children} children")
-for _ in range(500_000):
-    print("x" * 99)
-""",
-    "quiz": """
-import sys
-while True:
-    pass
-""",
-}
+"""
 
 
 def _answer_cell(notebook, grade_id):
@@ -164,6 +168,7 @@ def _class(folder: Path, out: Path) -> dict[str, tuple]:
     students["read-solutions"] = (CH01, blank, None)
     students["probe-files-network"] = (CH01, _with(CH01, None, {"bytes_per_param": probes(out)}), ())
     students["misbehaving"] = (CH01, _with(CH01, None, MISBEHAVING), ())
+    students["fork-bomb"] = (CH01, _with(CH01, None, {"quiz": FORK_BOMB}), ())
     students["os-exit"] = (CH01, _with(CH01, None, {"quick_math": "import os\nos._exit(0)"}), None)
     students["segfault"] = (CH01, _with(CH01, None, {"quick_math": "import ctypes\nctypes.string_at(0)"}), None)
     for student, (chapter, notebook, _) in students.items():
@@ -247,9 +252,10 @@ def test_misbehaving_code_is_contained(graded):
     row = grades["misbehaving"]
     assert row["status"] == "graded", row["reason"]
     assert "30 GB: MemoryError" in _outputs(out, "misbehaving", CH01, "training_time")
-    assert "fork stopped after" in _outputs(out, "misbehaving", CH01, "quick_math")
-    lost = _lost(cells["misbehaving"])
-    assert lost <= {"test_quiz"}, f"only the unit after the endless loop may suffer: {lost}"
+    assert not _lost(cells["misbehaving"]), "the cell timeout interrupts the loop; every unit keeps its points"
+    bomb = grades["fork-bomb"]
+    assert "fork stopped after" in _outputs(out, "fork-bomb", CH01, "quiz"), bomb
+    assert bomb["status"] == "graded" and _lost(cells["fork-bomb"]) <= {"test_quiz"}, bomb
     sleeping = subprocess.run(["pgrep", "-f", f"^sleep {SLEEP_SECONDS}$"], capture_output=True, text=True).stdout
     assert not sleeping.strip(), "a child process of a student survived grading"
     if os.getuid() == 0:  # kernels run as UNPRIVILEGED_UID_BASE + pid: none may be left
