@@ -41,3 +41,5 @@ c.Autograde.autograde_preprocessors = [
 c.GuardedExecute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
 c.SandboxedKernelManager.memory_limit_gib = 6.0
 c.SandboxedKernelManager.max_processes = 256
+# Outputs may trail the reply on a loaded machine; nbclient's 4 s default then fails the whole student.
+c.Execute.iopub_timeout = 30
