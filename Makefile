@@ -19,7 +19,7 @@ help:
 	@echo "make book      build the website into _build/html"
 	@echo "make test      run every test"
 	@echo "make release   regenerate notebooks/ (student edition) from solutions/"
-	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]   autograde a class"
+	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]   autograde a class (sandboxed; UNSANDBOXED=1 without)"
 	@echo "make merge SHARDS='<out1> <out2> ...' OUT=<folder>   join the outputs of shards"
 	@echo "make bench OUT=<folder> [STUDENTS=60] [WORKERS=2]    time the grader on a synthetic class"
 	@echo "make public DEST=<folder>   export the public edition (no solutions, no hidden tests)"
@@ -51,7 +51,7 @@ grade: instructor-only $(STAMP)
 	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]"; exit 2; fi
 	$(BIN)/python -m autograder.grade "$(SUBMISSIONS)" "$(OUT)" $(if $(WORKERS),--workers $(WORKERS)) \
-	  $(if $(SHARD),--shard $(SHARD))
+	  $(if $(SHARD),--shard $(SHARD)) $(if $(UNSANDBOXED),--no-sandbox)
 
 merge: instructor-only $(STAMP)
 	@if [ -z "$(SHARDS)" ] || [ -z "$(OUT)" ]; then echo "usage: make merge SHARDS='<out1> <out2> ...' OUT=<folder>"; exit 2; fi

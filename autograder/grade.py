@@ -27,8 +27,6 @@ class is graded anyway.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import shutil
 import statistics
@@ -40,16 +38,29 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from . import intake, repair, report, run, scoring
+from . import intake, integrity, repair, report, run, sandbox, scoring
 from .course import NOTEBOOKS, SOLUTIONS, notebook_names
 from .intake import Submission
 
 
-def integrity_flags(notebook: nbformat.NotebookNode) -> list[str]:
-    """Flags from ``autograder/integrity.py`` (``flags(notebook) -> list[str]``) when that module exists."""
-    if importlib.util.find_spec("autograder.integrity") is None:
-        return []
-    return list(importlib.import_module("autograder.integrity").flags(notebook))
+def sandbox_settings(options: argparse.Namespace) -> dict[str, dict]:
+    """nbgrader settings for the students' kernels (``autograder/sandbox.py``).
+
+    Refuses to grade without a working bubblewrap unless the instructor said ``--no-sandbox``.
+    """
+    settings: dict[str, dict] = {"SandboxedKernelManager": {}}
+    if options.no_sandbox:
+        settings["SandboxedKernelManager"]["isolate"] = False
+    else:
+        works, why = sandbox.available()
+        if not works:
+            raise SystemExit(f"error: students' notebooks must run in a sandbox, but {why}.\n"
+                             "Install bubblewrap (apt-get install bubblewrap), or grade without a sandbox "
+                             "(students' code can then read and write everything you can, solutions/ included): "
+                             "--no-sandbox, or make grade ... UNSANDBOXED=1")
+    if options.memory_limit is not None:
+        settings["SandboxedKernelManager"]["memory_limit_gib"] = options.memory_limit
+    return settings
 
 
 def grade_one(submission: Submission, work: Path, template: Path, options: argparse.Namespace) -> Path | None:
@@ -65,12 +76,14 @@ def grade_one(submission: Submission, work: Path, template: Path, options: argpa
         shutil.rmtree(scratch)
         return None
     submission.reasons.extend(repairs)
-    submission.flags.extend(integrity_flags(nbformat.read(target, as_version=4)))
+    submission.flags.extend(integrity.flags(nbformat.read(target, as_version=4)))
     threads = max(1, len(os.sched_getaffinity(0)) // options.workers)
     result = run.run_student(scratch, submission.student, submission.assignment, submission.notebook,
-                             options.cell_timeout, options.notebook_timeout, threads)
+                             options.cell_timeout, options.notebook_timeout, threads, options.kernel_settings)
     submission.status, submission.seconds, submission.timings = result.status, result.seconds, result.timings
     submission.reasons.extend(result.reasons)
+    if result.autograded is not None:  # the test results the guard had to overrule
+        submission.flags.extend(integrity.runtime_flags(nbformat.read(result.autograded, as_version=4)))
     if result.status == "graded" and not scoring.read_scores(scratch / "gradebook.db", submission):
         submission.status = "error"
         submission.reasons.append("no grades were recorded")
@@ -140,6 +153,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=int, default=None, metavar="S",
                    help="seconds one cell may run before it is interrupted (default: Execute.timeout of "
                         "autograder/nbgrader_config.py)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run students' code without bubblewrap (it can then read solutions/ and the gradebook)")
+    p.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
+                   help="GiB of address space for one student's kernel (default: autograder/nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=int, default=run.NOTEBOOK_TIMEOUT, metavar="S",
                    help=f"seconds one notebook may run before it is stopped (default {run.NOTEBOOK_TIMEOUT})")
     return p
@@ -154,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"OUT must not be inside {protected}")
     if options.workers < 1:
         p.error("--workers must be at least 1")
+    options.kernel_settings = sandbox_settings(options)
     results = grade(options.submissions, out, options)
     graded = sum(s.status == "graded" for s in results)
     print(f"graded {graded} of {len(results)} submissions; grades: {out / 'grades.csv'}; "
@@ -161,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     for s in results:
         if s.status != "graded":
             print(f"  {s.student} {s.assignment}: {s.status}: {s.reason}")
+    flagged = [s for s in results if s.flags]
+    if flagged:
+        print(f"{len(flagged)} submissions flagged for review (the flags column of grades.csv):")
+        for s in flagged:
+            print(f"  {s.student} {s.assignment}: {s.flags[0]}" + (f" (+{len(s.flags) - 1} more)" if len(s.flags) > 1 else ""))
     return 0
 
 

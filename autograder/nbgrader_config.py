@@ -24,3 +24,22 @@ c.GenerateFeedback.preprocessors = [
     "autograder.feedback.ShortenTestTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# --- Integrity (autograder/sandbox.py, autograder/integrity.py) ---------------------------------
+# Each student's kernel runs in bubblewrap with per-student limits; the grader restores the test
+# machinery before every graded test cell and accepts a pass only from a test that ran to its end.
+# `python -m autograder.grade --no-sandbox` passes --SandboxedKernelManager.isolate=False.
+c.Autograde.autograde_preprocessors = [
+    "autograder.integrity.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.GuardedExecute.kernel_manager_class = "autograder.sandbox.SandboxedKernelManager"
+c.SandboxedKernelManager.memory_limit_gib = 6.0
+c.SandboxedKernelManager.max_processes = 256
+# Outputs may trail the reply on a loaded machine; nbclient's 4 s default then fails the whole student.
+c.Execute.iopub_timeout = 30

@@ -65,18 +65,20 @@ def prepare_scratch(scratch: Path, template_db: Path, student: str, assignment: 
 
 
 def run_student(scratch: Path, student: str, assignment: str, notebook: str, cell_timeout: int | None = None,
-                notebook_timeout: int = NOTEBOOK_TIMEOUT, threads: int | None = None) -> RunResult:
+                notebook_timeout: int = NOTEBOOK_TIMEOUT, threads: int | None = None,
+                settings: dict[str, dict] | None = None) -> RunResult:
     """Autograde ``scratch/submitted/<student>/<assignment>/<notebook>.ipynb`` into ``scratch``.
 
     ``cell_timeout`` overrides the configuration's ``Execute.timeout``; ``threads`` limits the
-    kernel's math libraries (default: theirs). Never raises for anything the student's code does: a
+    kernel's math libraries (default: theirs); ``settings`` overrides other configuration values
+    (``{"SandboxedKernelManager": {"memory_limit_gib": 4}}``). Never raises for anything the student's code does: a
     crash, an exit or a timeout is a status and a reason. The scores are in ``scratch/gradebook.db``
     when the status is ``graded``.
     """
     result_file = scratch / "run.json"
     start = time.perf_counter()
     process = _context().Process(target=_autograde, args=(str(scratch), student, assignment, cell_timeout,
-                                                          threads, str(result_file)), daemon=False)
+                                                          threads, settings or {}, str(result_file)), daemon=False)
     process.start()
     process.join(notebook_timeout)
     timed_out = process.is_alive()
@@ -167,7 +169,7 @@ def _kill_tree(pid: int | None) -> None:
 
 
 def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int | None, threads: int | None,
-               result_file: str) -> None:
+               settings: dict[str, dict], result_file: str) -> None:
     """The forked process: run nbgrader's Autograde converter on one student; write ``run.json``."""
     os.environ.update(tool_environment())
     if threads:  # read by torch (OpenMP, MKL) when the kernel starts
@@ -198,6 +200,9 @@ def _autograde(scratch: str, student: str, assignment: str, cell_timeout: int | 
         config.CourseDirectory.assignment_id = assignment
         if cell_timeout:
             config.Execute.timeout = cell_timeout
+        for section, values in settings.items():
+            for name, value in values.items():
+                config[section][name] = value
         report["cell_timeout"] = config.Execute.get("timeout")
         config.Execute.on_notebook_start = on_start
         config.Execute.on_cell_execute = on_cell

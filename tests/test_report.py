@@ -1,12 +1,5 @@
-"""The class report and the integrity hook, on made-up results (no kernel)."""
+"""The class report, on made-up results (no kernel)."""
 
-import importlib.machinery
-import sys
-import types
-
-import nbformat
-
-from autograder.grade import integrity_flags
 from autograder.intake import Submission
 from autograder.report import write_report
 
@@ -29,14 +22,3 @@ def test_report_shows_distribution_unit_pass_rates_repairs_failures_and_flags(tm
     assert page.index("test_b") < page.index("test_a"), "the unit most students fail comes first"
     for text in ("joined 2 cells", "the file is empty", "reads files outside the notebook", "33%", "67%"):
         assert text in page
-
-
-def test_integrity_flags_come_from_autograder_integrity_when_it_exists(monkeypatch):
-    notebook = nbformat.v4.new_notebook()
-    if importlib.util.find_spec("autograder.integrity") is None:
-        assert integrity_flags(notebook) == []
-    fake = types.ModuleType("autograder.integrity")
-    fake.__spec__ = importlib.machinery.ModuleSpec("autograder.integrity", None)
-    fake.flags = lambda nb: ["flag one", "flag two"]
-    monkeypatch.setitem(sys.modules, "autograder.integrity", fake)
-    assert integrity_flags(notebook) == ["flag one", "flag two"]
