@@ -2,9 +2,13 @@
 
 import os
 import zipfile
+from pathlib import Path
 
+import nbformat
 import pytest
 
+from autograder.course import NOTEBOOKS, notebook_names
+from autograder.repair import NotANotebook, repair
 from autograder.intake import MAX_NOTEBOOK_BYTES, find_submissions, identify, in_shard, unpack
 
 STEMS = ["lora", "memory_math"]
@@ -85,3 +89,42 @@ def test_shards_split_the_class_deterministically():
     shares = [[s for s in students if in_shard(s, (k, 3))] for k in (1, 2, 3)]
     assert sorted(sum(shares, [])) == sorted(students)
     assert all(40 < len(share) < 90 for share in shares)
+
+
+def _notebook(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    return path
+
+
+def test_submission_names_nested_flat_and_resubmitted(tmp_path):
+    names = notebook_names()
+    _notebook(tmp_path / "s001" / "ch04_lora" / "lora.ipynb")
+    _notebook(tmp_path / "s002" / "memory_math.ipynb")
+    _notebook(tmp_path / "s003_lora.ipynb")
+    _notebook(tmp_path / "s003_lora-2.ipynb")
+    _notebook(tmp_path / "s004_lora-1.ipynb")
+    _notebook(tmp_path / "homework.ipynb")
+    _notebook(tmp_path / ".ipynb_checkpoints" / "s009_lora-checkpoint.ipynb")
+    found, unmatched = find_submissions(tmp_path, names)
+    got = {(s.student, s.assignment, s.path.name) for s in found}
+    assert got == {("s001", "ch04_lora", "lora.ipynb"), ("s002", "ch01_memory_math", "memory_math.ipynb"),
+                   ("s003", "ch04_lora", "s003_lora-2.ipynb"), ("s004", "ch04_lora", "s004_lora-1.ipynb")}
+    assert [u.path.name for u in unmatched] == ["homework.ipynb"]
+    assert "cannot tell student and notebook" in unmatched[0].reason
+
+
+def test_zip_with_unsafe_paths_is_refused(tmp_path):
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("../evil_lora.ipynb", "{}")
+    with pytest.raises(SystemExit, match="unsafe path"):
+        unpack(archive, tmp_path / "in")
+
+
+def test_repair_explains_an_unreadable_notebook(tmp_path):
+    bad = tmp_path / "s1_lora.ipynb"
+    bad.write_text('{"cells": [')
+    with pytest.raises(NotANotebook, match="not a readable notebook"):
+        repair(bad, NOTEBOOKS / "ch04_lora" / "lora.ipynb", tmp_path / "out.ipynb")
+    assert not (tmp_path / "out.ipynb").exists()
