@@ -28,7 +28,8 @@ MIN_LENGTH = 20  # shorter lines ("return out", "else:") carry no solution
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # Idioms that any PyTorch code may contain; they reveal nothing about a solution.
-GENERIC_LINES = {"for parameter in model.parameters():", "with torch.no_grad():"}
+GENERIC_LINES = {"for parameter in model.parameters():", "with torch.no_grad():", "model.requires_grad_(False)",
+                 "compress_statistics=True)"}
 SCANNED_SUFFIXES = {".ipynb", ".md", ".py", ".html", ".txt", ".yml", ".yaml", ".json", ".js", ".cfg", ".toml"}
 
 
