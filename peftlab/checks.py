@@ -9,10 +9,11 @@ student code ran), and they refuse results whose comparison a notebook defined i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 
+T = TypeVar("T")
 NONE_HINT = "the function returned None: is a `return` statement missing?"
 # Taken at import: a notebook that later replaces torch.allclose or Tensor.__ne__ does not change these.
 _allclose, _tensor_ne, _tensor_any = torch.allclose, torch.Tensor.__ne__, torch.Tensor.any
@@ -88,6 +89,22 @@ def expect_tensor_equal(actual: torch.Tensor, expected: torch.Tensor, what: str,
         found = (f"{int(differ.sum())} of {differ.numel()} elements differ; the first at index {first}: "
                  f"expected {expected[first].item()!r}, got {actual[first].item()!r}")
         raise AssertionError(_message(what, found, hint))
+
+
+def expect_runs(function: Callable[..., T], *args: Any, what: str, hint: str = "", **kwargs: Any) -> T:
+    """Return ``function(*args, **kwargs)``; if it raises, fail with a message a student can act on.
+
+    ``NotImplementedError`` (a ``RuntimeError``) means the TODO is not done yet; any other
+    exception is reported with ``what`` was called and the likely mistake ``hint``.
+    """
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError:
+        raise AssertionError(f"{what}: not implemented yet (it raised NotImplementedError); "
+                             "replace `raise NotImplementedError()` by your code.") from None
+    except Exception as error:  # a student's code may raise anything: report it, do not crash
+        found = f"raised {type(error).__name__}: {str(error)[:200]}"
+        raise AssertionError(_message(what, found, hint)) from None
 
 
 def _message(what: str, found: str, hint: str) -> str:

@@ -95,12 +95,10 @@ def meta_causal_lm(config) -> PreTrainedModel:
         return AutoModelForCausalLM.from_config(config)
 
 
-def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (shared tensors counted once), optionally only those with ``requires_grad``."""
-    seen, total = set(), 0
-    for parameter in model.parameters():
-        if id(parameter) in seen or (trainable_only and not parameter.requires_grad):
-            continue
-        seen.add(id(parameter))
-        total += parameter.numel()
-    return total
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters of ``model``, trainable or not (a shared tensor counted once).
+
+    Pages count trainable parameters with peft's ``get_nb_trainable_parameters``; counting them
+    yourself is an exercise of chapter 4.
+    """
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -41,12 +41,11 @@ def test_llama2_config_rejects_unknown_size():
         models.llama2_config("8B")
 
 
-def test_count_parameters_counts_shared_tensors_once_and_trainable_only():
+def test_count_parameters_counts_shared_tensors_once_frozen_or_not():
     layer = torch.nn.Linear(4, 3)
     model = torch.nn.Sequential(layer, layer)
-    assert models.count_parameters(model) == 15
     layer.bias.requires_grad_(False)
-    assert models.count_parameters(model, trainable_only=True) == 12
+    assert models.count_parameters(model) == 15
 
 
 def test_minilm_classifier_loads_real_weights_offline():
@@ -126,3 +125,14 @@ def test_tiny_causal_lms_run_offline_and_llama_uses_gqa():
         model = tiny_causal_lm(architecture)
         assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 128)
     assert tiny_causal_lm("llama").config.num_key_value_heads < tiny_causal_lm("llama").config.num_attention_heads
+
+
+def test_expect_runs_names_unfinished_code_and_wraps_errors():
+    def unfinished():
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.expect_runs(unfinished, what="unfinished()")
+    with pytest.raises(AssertionError, match="raised RuntimeError.*Likely mistake: swapped"):
+        checks.expect_runs(torch.ones(2, 3).matmul, torch.ones(2, 3), what="matmul", hint="swapped")
+    assert checks.expect_runs(max, 1, 2, what="max") == 2
