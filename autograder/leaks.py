@@ -29,7 +29,8 @@ SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # Idioms that any PyTorch code may contain; they reveal nothing about a solution.
 GENERIC_LINES = {"for parameter in model.parameters():", "with torch.no_grad():", "model.requires_grad_(False)",
-                 "compress_statistics=True)"}
+                 "compress_statistics=True)", "for name, module in model.named_modules()",
+                 "for name, module in model.named_modules():"}
 SCANNED_SUFFIXES = {".ipynb", ".md", ".py", ".html", ".txt", ".yml", ".yaml", ".json", ".js", ".cfg", ".toml"}
 
 
