@@ -63,7 +63,8 @@ def sandbox_settings(options: argparse.Namespace) -> dict[str, dict]:
     return settings
 
 
-def grade_one(submission: Submission, work: Path, template: Path, options: argparse.Namespace) -> Path | None:
+def grade_one(submission: Submission, work: Path, template: Path, options: argparse.Namespace,
+              kernel_settings: dict[str, dict]) -> Path | None:
     """Repair and run one submission; fill its status and reasons. Returns its scratch folder when it ran."""
     scratch = work / f"{submission.student}-{submission.assignment}"
     target = run.prepare_scratch(scratch, template, submission.student, submission.assignment, submission.notebook)
@@ -79,7 +80,7 @@ def grade_one(submission: Submission, work: Path, template: Path, options: argpa
     submission.flags.extend(integrity.flags(nbformat.read(target, as_version=4)))
     threads = max(1, len(os.sched_getaffinity(0)) // options.workers)
     result = run.run_student(scratch, submission.student, submission.assignment, submission.notebook,
-                             options.cell_timeout, options.notebook_timeout, threads, options.kernel_settings)
+                             options.cell_timeout, options.notebook_timeout, threads, kernel_settings)
     submission.status, submission.seconds, submission.timings = result.status, result.seconds, result.timings
     submission.reasons.extend(result.reasons)
     if result.autograded is not None:  # the test results the guard had to overrule
@@ -94,6 +95,7 @@ def grade(submissions: Path, out: Path, options: argparse.Namespace, solutions: 
     """Grade every submission found in ``submissions`` (folder or zip) into ``out``; return the results."""
     if not submissions.exists():
         raise SystemExit(f"error: {submissions} does not exist")
+    kernel_settings = sandbox_settings(options)  # refuses to go on without a sandbox unless told
     out.mkdir(parents=True, exist_ok=True)
     course, work = out / "course", out / "work"
     found, unmatched = intake.find_submissions(intake.unpack(submissions, out / "incoming"), notebook_names(solutions))
@@ -110,7 +112,7 @@ def grade(submissions: Path, out: Path, options: argparse.Namespace, solutions: 
 
     start = time.perf_counter()
     with ThreadPoolExecutor(options.workers) as pool:
-        futures = {pool.submit(grade_one, s, work, template, options): s for s in found}
+        futures = {pool.submit(grade_one, s, work, template, options, kernel_settings): s for s in found}
         for future in tqdm(as_completed(futures), total=len(futures), desc="autograding", unit="student"):
             submission = futures[future]
             scratch = future.result()
@@ -171,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"OUT must not be inside {protected}")
     if options.workers < 1:
         p.error("--workers must be at least 1")
-    options.kernel_settings = sandbox_settings(options)
     results = grade(options.submissions, out, options)
     graded = sum(s.status == "graded" for s in results)
     print(f"graded {graded} of {len(results)} submissions; grades: {out / 'grades.csv'}; "
