@@ -13,7 +13,7 @@ export PYTHONWARNINGS ?= ignore
 # cell measured 8x slower (180 s instead of 23 s). Waiting threads sleep instead.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv book test release grade merge bench public fork fixtures lock clean
+.PHONY: help venv book test release grade merge grade-bench public fork fixtures lock clean
 
 help:
 	@echo "make book      build the website into _build/html"
@@ -21,7 +21,7 @@ help:
 	@echo "make release   regenerate notebooks/ (student edition) from solutions/"
 	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]   autograde a class (sandboxed; UNSANDBOXED=1 without)"
 	@echo "make merge SHARDS='<out1> <out2> ...' OUT=<folder>   join the outputs of shards"
-	@echo "make bench OUT=<folder> [STUDENTS=60] [WORKERS=2]    time the grader on a synthetic class"
+	@echo "make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]  time the grader on a synthetic class"
 	@echo "make public DEST=<folder>   export the public edition (no solutions, no hidden tests)"
 	@echo "make fork REPO=<url>        point the launch buttons and setup cells at your fork"
 	@echo "make fixtures OUT=<folder>  write the wrong-submission fixtures as a class folder"
@@ -57,8 +57,8 @@ merge: instructor-only $(STAMP)
 	@if [ -z "$(SHARDS)" ] || [ -z "$(OUT)" ]; then echo "usage: make merge SHARDS='<out1> <out2> ...' OUT=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.merge $(SHARDS) --out "$(OUT)"
 
-bench: instructor-only $(STAMP)
-	@if [ -z "$(OUT)" ]; then echo "usage: make bench OUT=<folder> [STUDENTS=60] [WORKERS=2]"; exit 2; fi
+grade-bench: instructor-only $(STAMP)
+	@if [ -z "$(OUT)" ]; then echo "usage: make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]"; exit 2; fi
 	$(BIN)/python -m autograder.bench "$(OUT)" --students $(or $(STUDENTS),60) --workers $(or $(WORKERS),2)
 
 public: instructor-only $(STAMP)
