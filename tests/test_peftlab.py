@@ -136,3 +136,12 @@ def test_expect_runs_names_unfinished_code_and_wraps_errors():
     with pytest.raises(AssertionError, match="raised RuntimeError.*Likely mistake: swapped"):
         checks.expect_runs(torch.ones(2, 3).matmul, torch.ones(2, 3), what="matmul", hint="swapped")
     assert checks.expect_runs(max, 1, 2, what="max") == 2
+
+
+def test_autograding_follows_nbgraders_variable(monkeypatch):
+    from peftlab.environment import autograding
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert not autograding()
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert autograding()
