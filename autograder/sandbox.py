@@ -37,7 +37,7 @@ REPOSITORY_PATHS = ("peftlab", "data")
 # Environment variables the kernel keeps; everything else is dropped.
 KEPT_VARIABLES = ("LANG", "LC_ALL", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
                   "PYTHONWARNINGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-                  "JPY_SESSION_NAME", "NBGRADER_EXECUTION")
+                  "JPY_SESSION_NAME", "NBGRADER_EXECUTION", "OMP_WAIT_POLICY", "TORCHDYNAMO_DISABLE")
 UNPRIVILEGED_UID_BASE = 200_000  # root grading: each kernel runs as UNPRIVILEGED_UID_BASE + its grader's pid
 
 # Runs inside the sandbox as the kernel's first process: set the limits, drop root, start the kernel.
