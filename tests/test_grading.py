@@ -241,6 +241,16 @@ def test_no_test_cell_writes_to_stderr(graded, chapter):
                 assert not streams, f"{cell.metadata['nbgrader']['grade_id']} writes to stderr: {streams[0].text[:200]}"
 
 
+def test_demonstrations_skip_themselves_under_the_grader(graded):
+    """nbgrader's NBGRADER_EXECUTION reaches the sandboxed kernel: ch04's fine-tune did not run."""
+    out, _, _, _ = graded
+    path = next((out / "course" / "autograded" / "solution" / "ch04_lora").glob("*.ipynb"))
+    finetune = next(c for c in nbformat.read(path, as_version=4).cells
+                    if nbgrader_metadata(c).get("grade_id") == "finetune")
+    printed = "".join(o.get("text", "") for o in finetune.outputs)
+    assert "Skipped while autograding" in printed, printed[:300]
+
+
 def test_feedback_never_shows_hidden_tests(graded):
     out, grades, _, _ = graded
     hidden = fingerprints(solutions_too=False)
