@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -312,3 +313,48 @@ def test_a_kernel_in_the_sandbox_cannot_read_solutions(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
     assert socket.gethostname() != "sandbox"
+
+
+def _ordinary_user() -> str | None:
+    """A user without privileges who can run this Python, when the tests run as root; else None."""
+    if os.getuid() != 0 or not Path("/usr/sbin/runuser").exists():
+        return None
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-c", "import nbgrader, torch"],
+                           capture_output=True, text=True, timeout=120)
+    return "nobody" if probe.returncode == 0 else None
+
+
+def test_an_ordinary_user_grades_in_the_sandbox_too():
+    """Without root, bwrap needs a user namespace (--unshare-user): the same isolation, the same grades."""
+    ok, why = available()
+    if not ok:
+        pytest.skip(why)
+    user = _ordinary_user()
+    if user is None:
+        pytest.skip("needs root (to become 'nobody') and a Python that 'nobody' can run")
+    with tempfile.TemporaryDirectory(prefix="grade-as-nobody-") as folder:  # pytest's tmp is root's only
+        _grade_as(user, Path(folder))
+
+
+def _grade_as(user: str, tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    honest = tmp_path / "class" / "honest" / CH04[0] / f"{CH04[1]}.ipynb"
+    reader = tmp_path / "class" / "read-solutions" / CH01[0] / f"{CH01[1]}.ipynb"
+    blank = nbformat.read(ROOT / "notebooks" / CH01[0] / f"{CH01[1]}.ipynb", as_version=4)
+    _answer_cell(blank, "bytes_per_param").source = READ_SOLUTIONS
+    for path, notebook in ((honest, _with(CH04)), (reader, blank)):
+        path.parent.mkdir(parents=True)
+        nbformat.write(notebook, path)
+    subprocess.run(["chown", "-R", user, str(tmp_path)], check=True)
+    out = tmp_path / "out"
+    env = {**tool_environment(), "HOME": str(tmp_path)}
+    result = subprocess.run(["runuser", "-u", user, "--", sys.executable, "-m", "autograder.grade",
+                             str(tmp_path / "class"), str(out)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    grades = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert grades["honest"]["score"] != "0" and grades["honest"]["status"] == "graded"
+    cells = {r["grade_id"]: r for r in csv.DictReader(open(out / "cells.csv")) if r["student_id"] == "honest"}
+    assert not _lost(cells), _lost(cells)
+    assert float(grades["read-solutions"]["score"]) == 0
+    assert "solutions: blocked" in _outputs(out, "read-solutions", CH01, "bytes_per_param")
