@@ -28,3 +28,38 @@ def test_notebook_timeout_stops_everything(tmp_path):
     left = [p for p in psutil.process_iter(["cmdline", "cwd"])
             if str(scratch) in (p.info["cwd"] or "") or any(str(scratch) in part for part in p.info["cmdline"] or [])]
     assert not left, f"processes left behind: {left}"
+
+
+def test_an_interrupted_class_run_leaves_no_kernel_and_no_grades_then_reruns(tmp_path):
+    """SIGTERM (a TA's Ctrl-C, a scheduler's pre-emption) mid-class: every kernel goes with the grader,
+    no grades.csv a later step could take for the result, and a re-run into the same folder finishes."""
+    import csv
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from autograder.course import ROOT, tool_environment
+
+    (tmp_path / "class").mkdir()
+    for student in ("s1", "s2", "s3"):
+        nbformat.write(filled_notebook("ch04_lora", "lora"), tmp_path / "class" / f"{student}_lora.ipynb")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "autograder.grade", str(tmp_path / "class"), str(out), "--workers", "2"]
+    grader = psutil.Popen(command, cwd=ROOT, env=tool_environment(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("ipykernel" in " ".join(p.cmdline())
+                                             for p in grader.children(recursive=True) if p.is_running()):
+        time.sleep(0.5)
+    kernels = [p for p in grader.children(recursive=True) if p.is_running()]
+    assert kernels, "no kernel started within 120 s"
+    grader.send_signal(signal.SIGTERM)
+    grader.wait(60)
+    gone, alive = psutil.wait_procs(kernels, timeout=30)
+    assert not alive, f"left behind after SIGTERM: {[p.cmdline()[:3] for p in alive]}"
+    assert not (out / "grades.csv").exists()
+    rerun = subprocess.run(command, cwd=ROOT, env=tool_environment(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "grades.csv")))
+    assert len(rows) == 3 and all(r["status"] == "graded" and float(r["score"]) > 0 for r in rows), rows
