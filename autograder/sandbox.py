@@ -100,8 +100,10 @@ def _python_binds() -> list[str]:
 def _parent_folders(binds: list[str]) -> list[str]:
     """Create the folders above each bind target, traversable (bwrap would make them 0700 for root only)."""
     targets = [Path(binds[i + 2]) for i in range(len(binds)) if binds[i] in ("--ro-bind", "--symlink")]
+    # Not / (it exists), not /tmp itself (a fresh tmpfs that must stay 1777), nothing in /usr (bound whole);
+    # but folders below /tmp are made: a course cloned to /tmp/<name> must be reachable by the kernel's user.
     parents = sorted({parent for target in targets for parent in target.parents
-                      if parent != Path("/") and not str(parent).startswith(("/usr", "/tmp"))})
+                      if parent not in (Path("/"), Path("/tmp")) and not str(parent).startswith("/usr")})
     return [argument for parent in parents for argument in ("--perms", "0755", "--dir", str(parent))]
 
 

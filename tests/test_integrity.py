@@ -358,3 +358,12 @@ def _grade_as(user: str, tmp_path: Path) -> None:
     assert not _lost(cells), _lost(cells)
     assert float(grades["read-solutions"]["score"]) == 0
     assert "solutions: blocked" in _outputs(out, "read-solutions", CH01, "bytes_per_param")
+
+
+def test_a_course_cloned_below_tmp_is_reachable_in_the_sandbox():
+    """/tmp is a fresh tmpfs in the sandbox: folders above a bound /tmp/<clone>/.venv are made 0755
+    (else the unprivileged kernel user cannot run the interpreter), /tmp itself is left 1777."""
+    from autograder.sandbox import _parent_folders
+
+    made = _parent_folders(["--ro-bind", "/tmp/clone/.venv", "/tmp/clone/.venv"])
+    assert made == ["--perms", "0755", "--dir", "/tmp/clone"], made
