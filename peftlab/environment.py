@@ -44,7 +44,10 @@ def hardware() -> dict[str, object]:
             "device": "cuda",
             "name": props.name,
             "memory_gib": round(props.total_memory / 2**30, 1),
-            "bf16": torch.cuda.is_bf16_supported(),
+            "compute_capability": (props.major, props.minor),
+            # Native bf16 only: by default torch also answers True on a T4 (compute capability 7.5),
+            # where bf16 runs emulated and slowly; there fp16 is the dtype to compute in.
+            "bf16": torch.cuda.is_bf16_supported(including_emulation=False),
         }
     return {
         "device": "cpu",
