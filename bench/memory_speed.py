@@ -1,32 +1,36 @@
-"""Peak memory and training speed of full fine-tuning, LoRA and QLoRA, beside the prediction.
+"""Peak memory and training speed of full fine-tuning, LoRA and QLoRA, beside the
+prediction.
 
     python -m bench.memory_speed [--models M ...] [--methods full lora qlora]
                                  [--batch B] [--seq S] [--steps N] [--json PATH]
 
-Each (model, method) trains in its own fresh subprocess, so that peaks do not mix: a model built
-from its config with random weights (memory and speed do not depend on the weights' values;
-nothing is downloaded), a few warm-up steps, then N timed steps of forward + backward + AdamW on
-random token ids. Methods, on the same batch and sequence length:
+Each (model, method) trains in its own fresh subprocess, so that peaks do not mix: a
+model built from its config with random weights (memory and speed do not depend on the
+weights' values; nothing is downloaded), a few warm-up steps, then N timed steps of
+forward + backward + AdamW on random token ids. Methods, same batch and sequence length:
 
-- ``full``: every weight trains. Weights in the run's dtype (bfloat16 on CUDA, float32 on CPU).
+- ``full``: every weight trains, in the run's dtype (bfloat16 on CUDA, float32 on CPU).
   A 16-bit run keeps float32 master weights and float32 AdamW moments (mixed precision:
   2 + 2 + 4 + 8 bytes per parameter); a float32 run trains in place (4 + 4 + 8).
-- ``lora``: the base frozen in the run's dtype; LoRA r=16, alpha=32 on every linear layer but the
-  output layer (peft's ``target_modules="all-linear"``), adapters in float32.
+- ``lora``: the base frozen in the run's dtype; LoRA r=16, alpha=32 on every linear
+  layer but the output layer (peft's ``target_modules="all-linear"``), adapters float32.
 - ``qlora``: every linear layer of the decoder blocks in NF4 with double quantisation
   (bitsandbytes ``Linear4bit``), the rest in the run's dtype; LoRA as above on top.
 
-The prediction beside each is the course's accounting (chapters 1 and 6): weights + gradients +
-AdamW states, from the parameters of the model objects. A trainable parameter costs 16 bytes
-(its weight and gradient, float32 moments, a float32 master copy when it is 16-bit); a frozen one
-its storage; an NF4 weight 0.5 + 1/64 + 4/(64*256) bytes. Activations are not predicted: the
-table shows measured - predicted as "activations and workspace".
+The prediction beside each is the course's accounting (chapters 1 and 6): weights +
+gradients + AdamW states, counted from the parameters of the model objects. A trainable
+parameter costs 16 bytes (weight, gradient, float32 moments, and a float32 master copy
+when it is 16-bit); a frozen one its storage; an NF4 weight 0.5 + 1/64 + 4/(64*256)
+bytes. Activations are not predicted: the table shows measured - predicted as
+"activations and workspace".
 
-Measured peak: on CUDA ``torch.cuda.max_memory_allocated()`` over the warm-up and timed steps
-(reset once the model is built, so it includes the weights but not the building); on CPU the
-child's peak resident set size (``getrusage`` ``ru_maxrss``) minus its resident size just before
-the model was built, with the high-water mark reset once the model is built (Linux
-``/proc/self/clear_refs``). The CPU run checks the measuring code, not speed.
+Measured peak: on CUDA ``torch.cuda.max_memory_allocated()`` over the warm-up and timed
+steps (reset once the model is built: the weights are in it, the building is not) minus
+the memory allocated before the model was built; on CPU the child's peak resident set
+size (``getrusage`` ``ru_maxrss``, its high-water mark reset once the model is built,
+through Linux's ``/proc/self/clear_refs``) minus its resident size just before the model
+was built. Before either, one step of a one-block model of the same kind loads the code
+that a step needs. The CPU run checks the measuring code, not speed.
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MODELS = ("tiny", "qwen2.5-0.5b", "llama-2-7b")
+LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes")
 METHODS = ("full", "lora", "qlora")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LORA_RANK, LORA_ALPHA = 16, 32
-# Chapter 6: 4-bit codes, one 8-bit absmax per 64 weights, one float32 constant per 256 absmax.
+# Chapter 6: 4-bit codes, an 8-bit absmax per 64 weights, a float32 one per 256 absmax.
 NF4_DOUBLE_QUANT_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 # Chapter 1: AdamW keeps two float32 moments per trainable parameter.
 ADAM_MOMENT_BYTES = 8
@@ -56,11 +61,15 @@ FLOAT32_BYTES = 4
 GIB = 2**30
 LARGE_GPU_GIB = 40  # llama-2-7b joins the default models on a GPU with at least this much
 ROOT = Path(__file__).resolve().parents[1]
+# On the CPU, glibc keeps freed blocks in its heap and the resident set stays at its
+# high-water mark: measured so, the tiny model's resting set grew by 140 MB in four steps.
+# Blocks of 64 KiB and more, mapped on their own, leave the resident set once freed.
+CPU_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
-# The CPU test's model: a Llama large enough that the methods' memory differs by megabytes.
-TINY_LLAMA = dict(vocab_size=4096, hidden_size=256, intermediate_size=1024, num_hidden_layers=6,
-                  num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
-                  tie_word_embeddings=False)
+# The CPU test's model: a Llama large enough for the methods' memory to differ by MBs.
+TINY_LLAMA = dict(vocab_size=4096, hidden_size=256, intermediate_size=1024,
+                  num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4,
+                  max_position_embeddings=512, tie_word_embeddings=False)
 # config.json of Qwen/Qwen2.5-0.5B-Instruct (494,032,768 parameters, embeddings tied).
 QWEN2_5_0_5B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                     num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
@@ -90,14 +99,15 @@ def model_config(name: str, layers: int | None = None):
     return config
 
 
-# --------------------------------------------------------------------------- building models
+# ------------------------------------------------------------------------ building models
 
 def quantize_block_linears(model, device) -> int:
-    """Replace every ``nn.Linear`` of the decoder blocks by an NF4 double-quantised ``Linear4bit``.
+    """Replace each ``nn.Linear`` of the decoder blocks by an NF4 double-quantised one.
 
-    The output layer stays in 16 bit, as transformers' bitsandbytes integration leaves it.
-    Layers are quantised one at a time, so only one full-precision weight is ever duplicated.
-    Returns the number of layers replaced.
+    bitsandbytes ``Linear4bit``, computing in the weights' dtype. The output layer stays
+    as it is, as transformers' bitsandbytes integration leaves it. Layers are quantised
+    one at a time, so only one full-precision weight is ever duplicated. Returns how many
+    were.
     """
     import bitsandbytes as bnb
     import torch
@@ -116,15 +126,16 @@ def quantize_block_linears(model, device) -> int:
                     linear.weight.data, requires_grad=False, compress_statistics=True,
                     quant_type="nf4")
                 if linear.bias is not None:
-                    quantized.bias = torch.nn.Parameter(linear.bias.data, requires_grad=False)
+                    quantized.bias = torch.nn.Parameter(linear.bias.data,
+                                                        requires_grad=False)
                 setattr(parent, name, quantized.to(device))  # .to() quantises
                 replaced += 1
-    model.is_loaded_in_4bit = True  # peft then wraps the layers with its bitsandbytes LoRA
+    model.is_loaded_in_4bit = True  # peft then wraps them in its bitsandbytes LoRA layer
     return replaced
 
 
 def build_model(name: str, method: str, device: str, dtype, layers: int | None = None):
-    """The model ``name`` ready to train with ``method``, weights in ``dtype`` on ``device``."""
+    """The model ``name`` ready to train with ``method``, in ``dtype`` on ``device``."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -142,10 +153,10 @@ def build_model(name: str, method: str, device: str, dtype, layers: int | None =
     return get_peft_model(model, lora).train()  # peft keeps the adapters in float32
 
 
-# --------------------------------------------------------------------------- prediction
+# ----------------------------------------------------------------------------- prediction
 
 def quantized_elements(parameter) -> int:
-    """Weights a 4-bit parameter stands for (its packed tensor holds two per byte), else 0."""
+    """Weights a 4-bit parameter stands for (packed two to a byte), else 0."""
     quant_state = getattr(parameter, "quant_state", None)
     if quant_state is None:
         return 0
@@ -156,13 +167,13 @@ def quantized_elements(parameter) -> int:
 
 
 def trainable_bytes_per_parameter(element_size: int) -> int:
-    """Weight + gradient + float32 AdamW moments, + a float32 master copy of a 16-bit weight."""
+    """Weight + gradient + float32 AdamW moments (+ float32 master of a 16-bit one)."""
     master = FLOAT32_BYTES if element_size < FLOAT32_BYTES else 0
     return 2 * element_size + ADAM_MOMENT_BYTES + master
 
 
 def predicted_bytes(model) -> dict[str, float]:
-    """The course's memory prediction for training ``model``: weights, gradients, AdamW states.
+    """The course's memory prediction for training ``model``: weights, gradients, AdamW.
 
     Counted from the model's parameters (shared ones once): trainable parameters at
     ``trainable_bytes_per_parameter``, frozen ones at their storage, NF4 ones at
@@ -174,7 +185,8 @@ def predicted_bytes(model) -> dict[str, float]:
         if parameter.requires_grad:
             weights += parameter.numel() * size
             gradients += parameter.numel() * size
-            optimizer += parameter.numel() * (trainable_bytes_per_parameter(size) - 2 * size)
+            states = trainable_bytes_per_parameter(size) - 2 * size
+            optimizer += parameter.numel() * states
         elif quantized_elements(parameter):
             weights += quantized_elements(parameter) * NF4_DOUBLE_QUANT_BYTES
         else:
@@ -184,7 +196,7 @@ def predicted_bytes(model) -> dict[str, float]:
 
 
 def parameter_counts(model) -> dict[str, int]:
-    """Trainable and total parameters (a 4-bit weight counted as the weights it stands for)."""
+    """Trainable and total parameters (a 4-bit weight counts as what it stands for)."""
     total = trainable = 0
     for parameter in model.parameters():
         count = quantized_elements(parameter) or parameter.numel()
@@ -193,45 +205,60 @@ def parameter_counts(model) -> dict[str, int]:
     return {"trainable": trainable, "total": total}
 
 
-# --------------------------------------------------------------------------- training
+# ------------------------------------------------------------------------------- training
 
 class MixedPrecisionAdamW:
     """AdamW on float32 master copies of 16-bit weights (chapter 1's 2 + 2 + 4 + 8 bytes).
 
-    The model computes in 16 bit; each step converts one parameter's gradient to float32 at a
-    time, updates its master copy and moments, and copies the result back to the 16-bit weight,
-    so that a float32 gradient of the whole model never exists.
+    The model computes in 16 bit. A step takes the parameters in buckets of at most
+    ``bucket_elements``: it converts the bucket's gradients to float32, updates its
+    master copies and moments, and copies them back into the 16-bit weights. A float32
+    gradient of the whole model never exists (one bucket's at most: 256 MiB by default).
     """
 
-    def __init__(self, parameters, lr: float) -> None:
+    def __init__(self, parameters, lr: float, bucket_elements: int = 2**26) -> None:
         import torch
 
-        self.groups = []
+        self.buckets: list[tuple[list, list, torch.optim.AdamW]] = []
+        bucket: list = []
         for parameter in parameters:
-            master = parameter.detach().to(torch.float32, copy=True)
-            self.groups.append((parameter, master, torch.optim.AdamW([master], lr=lr)))
+            filled = sum(p.numel() for p in bucket)
+            if bucket and filled + parameter.numel() > bucket_elements:
+                self._add_bucket(bucket, lr)
+                bucket = []
+            bucket.append(parameter)
+        if bucket:
+            self._add_bucket(bucket, lr)
+
+    def _add_bucket(self, weights: list, lr: float) -> None:
+        """Float32 master copies of ``weights`` and an AdamW that updates them."""
+        import torch
+
+        masters = [w.detach().to(torch.float32, copy=True) for w in weights]
+        self.buckets.append((weights, masters, torch.optim.AdamW(masters, lr=lr)))
 
     def step(self) -> None:
-        """Update every master weight from its 16-bit gradient and copy it back."""
+        """Update the master weights from the 16-bit gradients and copy them back."""
         import torch
 
         with torch.no_grad():
-            for parameter, master, adamw in self.groups:
-                if parameter.grad is None:
-                    continue
-                master.grad = parameter.grad.to(torch.float32)
+            for weights, masters, adamw in self.buckets:
+                for weight, master in zip(weights, masters):
+                    master.grad = None if weight.grad is None else weight.grad.float()
                 adamw.step()
-                master.grad = None
-                parameter.copy_(master)
+                for weight, master in zip(weights, masters):
+                    master.grad = None
+                    weight.copy_(master)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the 16-bit gradients."""
-        for parameter, _, _ in self.groups:
-            parameter.grad = None
+        for weights, _, _ in self.buckets:
+            for weight in weights:
+                weight.grad = None
 
 
 def make_optimizer(model, lr: float = 1e-5):
-    """AdamW on the trainable parameters: in place for float32, on master copies for 16 bit."""
+    """AdamW on the trainable parameters: in place if float32, on masters if 16-bit."""
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -241,7 +268,7 @@ def make_optimizer(model, lr: float = 1e-5):
 
 
 def train_steps(model, optimizer, token_ids, steps: int) -> float:
-    """Run ``steps`` steps of forward + backward + optimizer step; return the wall seconds."""
+    """Run ``steps`` steps of forward + backward + optimizer step; return wall seconds."""
     import torch
 
     def synchronize():
@@ -259,7 +286,7 @@ def train_steps(model, optimizer, token_ids, steps: int) -> float:
     return time.perf_counter() - start
 
 
-# --------------------------------------------------------------------------- measuring memory
+# ----------------------------------------------------------------------- measuring memory
 
 def resident_bytes() -> int:
     """This process's resident set size now (Linux ``/proc/self/statm``)."""
@@ -268,7 +295,7 @@ def resident_bytes() -> int:
 
 
 def release_free_heap() -> None:
-    """Hand the C heap's free memory back to the system (glibc ``malloc_trim``), if possible."""
+    """Hand the C heap's free memory back to the system (glibc ``malloc_trim``)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -278,8 +305,8 @@ def release_free_heap() -> None:
 class PeakMemory:
     """Peak memory of one training run in this process, on CUDA or on the CPU.
 
-    ``start()`` before the model is built, ``reset()`` once it is, ``peak()`` after training:
-    the peak since ``reset()`` minus what was in use at ``start()``.
+    ``start()`` before the model is built, ``reset()`` once it is, ``peak()`` after
+    training: the peak since ``reset()`` minus what was in use at ``start()``.
     """
 
     def __init__(self, device: str) -> None:
@@ -303,8 +330,9 @@ class PeakMemory:
 
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-            self.scope = ("torch.cuda.max_memory_allocated() during the warm-up and timed "
-                          "steps, minus the allocated memory before the model was built")
+            self.scope = ("torch.cuda.max_memory_allocated() during the warm-up and "
+                          "timed steps, minus the memory allocated before the model was "
+                          "built")
             return
         release_free_heap()  # what building the model freed
         try:
@@ -314,7 +342,8 @@ class PeakMemory:
         except OSError:
             during = "over the whole child, building the model included"
         self.scope = (f"peak resident set size (getrusage ru_maxrss) {during}, minus the "
-                      "resident size just before the model was built")
+                      "resident size just before the model was built (glibc "
+                      f"{' '.join(f'{k}={v}' for k, v in CPU_MALLOC.items())})")
 
     def peak(self) -> int:
         """Peak bytes since ``reset()``, less the baseline of ``start()``."""
@@ -325,7 +354,7 @@ class PeakMemory:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.baseline
 
 
-# --------------------------------------------------------------------------- one measurement
+# ------------------------------------------------------------------------ one measurement
 
 @dataclass
 class Measurement:
@@ -351,8 +380,8 @@ class Measurement:
 def prime(row: Measurement, dtype, token_ids) -> None:
     """One step of a one-block model of the same kind, before anything is measured.
 
-    The first step loads code (shared libraries, kernels) and initialises libraries once per
-    process; on the CPU those pages count as resident memory. Priming keeps them out of the peak.
+    The first step loads code (shared libraries, kernels) and initialises libraries once
+    per process; on the CPU those pages are resident memory. Priming keeps them out.
     """
     import gc
 
@@ -373,7 +402,8 @@ def measure(row: Measurement, warmup: int) -> Measurement:
     dtype = getattr(torch, row.dtype)
     generator = torch.Generator().manual_seed(0)
     vocab = model_config(row.model).vocab_size
-    token_ids = torch.randint(vocab, (row.batch, row.seq), generator=generator).to(row.device)
+    token_ids = torch.randint(vocab, (row.batch, row.seq), generator=generator)
+    token_ids = token_ids.to(row.device)
     prime(row, dtype, token_ids)
     memory = PeakMemory(row.device)
     memory.start()
@@ -392,7 +422,7 @@ def measure(row: Measurement, warmup: int) -> Measurement:
 
 
 def child_main(request_path: Path) -> int:
-    """A child process: measure the row in ``request_path``; write ``result.json`` beside it."""
+    """In a child: measure the row of ``request_path``; write ``result.json`` beside."""
     request = json.loads(request_path.read_text())
     row = Measurement(**request["row"])
     try:
@@ -409,20 +439,23 @@ def run_in_child(row: Measurement, warmup: int) -> Measurement:
     with tempfile.TemporaryDirectory() as folder:
         request, result = Path(folder) / "request.json", Path(folder) / "result.json"
         request.write_text(json.dumps({"row": asdict(row), "warmup": warmup}))
+        environment = {**os.environ, **(CPU_MALLOC if row.device == "cpu" else {})}
         done = subprocess.run([sys.executable, "-m", "bench.memory_speed", "--child",
-                               str(request)], cwd=ROOT, capture_output=True, text=True)
+                               str(request)], cwd=ROOT, env=environment,
+                              capture_output=True, text=True)
         if result.exists():
             return Measurement(**json.loads(result.read_text()))
     last_lines = done.stderr.strip().splitlines()[-2:]
-    row.error = " | ".join(last_lines) or f"the child process ended with {done.returncode}"
+    row.error = " | ".join(last_lines) or f"the child ended with status {done.returncode}"
     return row
 
 
-# --------------------------------------------------------------------------- the report
+# ----------------------------------------------------------------------------- the report
 
 def format_table(rows: list[Measurement]) -> str:
-    """The results as a fixed-width table, memory in GiB (MiB when every figure is below 1 GiB)."""
-    largest = max([r.measured_bytes for r in rows] + [r.predicted.get("total", 0) for r in rows])
+    """The results as a fixed-width table, memory in GiB (MiB when all is below 1 GiB)."""
+    largest = max([r.measured_bytes for r in rows]
+                  + [r.predicted.get("total", 0) for r in rows])
     unit, scale = ("GiB", GIB) if largest >= GIB else ("MiB", 2**20)
     header = (f"{'model':<13} {'method':<6} {'batch':>5} {'seq':>5} {'trainable':>13} "
               f"{'predicted':>10} {'measured':>10} {'act.+work':>10} {'ratio':>6} "
@@ -454,13 +487,13 @@ def qlora_lora_ratios(rows: list[Measurement]) -> list[str]:
             lines.append(
                 f"{model}: QLoRA/LoRA memory ratio measured "
                 f"{qlora.measured_bytes / lora.measured_bytes:.2f}, predicted "
-                f"{qlora.predicted['total'] / lora.predicted['total']:.2f} (weights only: "
-                f"{qlora.predicted['weights'] / lora.predicted['weights']:.2f})")
+                f"{qlora.predicted['total'] / lora.predicted['total']:.2f} (weights "
+                f"only: {qlora.predicted['weights'] / lora.predicted['weights']:.2f})")
     return lines
 
 
-def describe_run(device: str, dtype: str) -> list[str]:
-    """Header lines: device, dtype, library versions and the date."""
+def describe_run(device: str, dtype: str) -> dict[str, object]:
+    """What the run ran on: device, weights' dtype, library versions and the date."""
     import torch
 
     from peftlab.environment import library_versions
@@ -470,10 +503,9 @@ def describe_run(device: str, dtype: str) -> list[str]:
         name = f"{props.name} ({props.total_memory / GIB:.1f} GiB)"
     else:
         name = f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-    versions = library_versions(("torch", "transformers", "peft", "bitsandbytes"))
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"device: {name}; weights in {dtype}; {today}",
-            "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {"device": name, "dtype": dtype, "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+            "versions": library_versions(LIBRARIES)}
 
 
 # --------------------------------------------------------------------------- command line
@@ -484,11 +516,12 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench.memory_speed", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=MODELS, metavar="MODEL",
-                        help=f"models to measure ({', '.join(MODELS)}); default: on CUDA "
-                        f"qwen2.5-0.5b, and llama-2-7b when the GPU has >= {LARGE_GPU_GIB} "
-                        "GiB; on CPU tiny")
+                        help=f"models to measure ({', '.join(MODELS)}); default: on "
+                        "CUDA qwen2.5-0.5b, and llama-2-7b when the GPU has >= "
+                        f"{LARGE_GPU_GIB} GiB; on CPU tiny")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        metavar="METHOD", help=f"methods ({', '.join(METHODS)}; default: all)")
+                        metavar="METHOD",
+                        help=f"methods ({', '.join(METHODS)}; default: all)")
     parser.add_argument("--batch", type=positive, help="sequences per step (default 4)")
     parser.add_argument("--seq", type=positive,
                         help="tokens per sequence (default: 512 on CUDA, 128 on CPU)")
@@ -497,9 +530,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, help="untimed steps first (default: 3 / 1)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
-                        help="weights' dtype (default: bfloat16 on CUDA, float16 on a GPU "
-                        "without bfloat16, float32 on CPU)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows here")
+                        help="weights' dtype (default: bfloat16 on CUDA, float16 on a "
+                        "GPU without bfloat16, float32 on CPU)")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the rows here")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -538,16 +572,20 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (10 if on_cuda else 3)
     warmup = args.warmup if args.warmup is not None else (3 if on_cuda else 1)
 
-    for line in describe_run(device, dtype):
-        print(line, flush=True)
+    run = describe_run(device, dtype)
+    print(f"device: {run['device']}; weights in {dtype}; {run['date']}")
+    versions = ", ".join(f"{name} {version}" for name, version in run["versions"].items())
+    print(f"versions: {versions}", flush=True)
     rows = []
     plan = [(model, method) for model in models for method in args.methods]
     for index, (model, method) in enumerate(plan, start=1):
         started = time.perf_counter()
-        row = run_in_child(Measurement(model, method, device, dtype, batch, seq, steps), warmup)
+        request = Measurement(model, method, device, dtype, batch, seq, steps)
+        row = run_in_child(request, warmup)
         rows.append(row)
         outcome = (f"FAILED: {row.error}" if row.error else
-                   f"peak {row.measured_bytes / GIB:.3f} GiB, {row.tokens_per_s:,.0f} tokens/s")
+                   f"peak {row.measured_bytes / GIB:.3f} GiB, "
+                   f"{row.tokens_per_s:,.0f} tokens/s")
         print(f"[{index}/{len(plan)}] {model} {method}: {outcome} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     print()
@@ -555,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"measured: {next((r.measured for r in rows if r.measured), 'nothing')}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        run["rows"] = [asdict(r) for r in rows]
+        args.json.write_text(json.dumps(run, indent=1) + "\n")
     failed = [r for r in rows if r.error]
     if failed:
         print(f"error: {len(failed)} of {len(rows)} measurements failed", file=sys.stderr)
