@@ -22,7 +22,9 @@ gradients + AdamW states, counted from the parameters of the model objects. A tr
 parameter costs 16 bytes (weight, gradient, float32 moments, and a float32 master copy
 when it is 16-bit); a frozen one its storage; an NF4 weight 0.5 + 1/64 + 4/(64*256)
 bytes. Activations are not predicted: the table shows measured - predicted as
-"activations and workspace".
+"activations and workspace". In full fine-tuning the gradients fill in while backward frees
+the activations, so the two never peak together and that difference understates the
+activations.
 
 Measured peak: on CUDA ``torch.cuda.max_memory_allocated()`` over the warm-up and timed
 steps (reset once the model is built: the weights are in it, the building is not) minus
@@ -548,8 +550,11 @@ def positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.child:
-        return child_main(args.child)
+    if args.child:  # the result is written: skip the interpreter's seconds-long teardown
+        status = child_main(args.child)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     import torch
 
     device = args.device

@@ -4,6 +4,7 @@ The CPU run checks that memory and speed are measured and that the predictions a
 course's accounting; its figures say nothing about speed on a GPU.
 """
 
+import ast
 import json
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def tiny_counts() -> dict[str, int]:
 def bench_rows(tmp_path_factory):
     """One CPU run of every method on the tiny model: (finished process, rows)."""
     rows_path = tmp_path_factory.mktemp("bench") / "rows.json"
-    done = run_bench("--models", "tiny", "--batch", "2", "--seq", "32", "--steps", "2",
+    done = run_bench("--models", "tiny", "--batch", "2", "--seq", "32", "--steps", "1",
                      "--warmup", "1", "--json", str(rows_path))
     assert done.returncode == 0, done.stdout + done.stderr
     return done, json.loads(rows_path.read_text())["rows"]
@@ -91,3 +92,40 @@ def test_a_bad_argument_fails_clearly():
     assert done.returncode != 0
     assert "invalid choice: 'nosuch'" in done.stderr, done.stderr
     assert "tiny" in done.stderr, "the message should list the models to choose from"
+
+
+def test_the_benchmark_stays_out_of_the_public_edition():
+    """``make public`` copies the paths in ``autograder/public.py``'s PUBLIC: not bench/."""
+    source = ast.parse((ROOT / "autograder" / "public.py").read_text())
+    public = next(ast.literal_eval(node.value) for node in source.body
+                  if isinstance(node, ast.Assign) and node.targets[0].id == "PUBLIC")
+    assert "README.md" in public and "bench" not in public, \
+        "bench/ holds the memory formulas the exercises ask for: keep it out of the export"
+
+
+def test_the_gpu_dtype_path_on_the_cpu():
+    """bfloat16 weights, as on a GPU: full fine-tuning on float32 masters, 16-bit frozen base."""
+    import torch
+
+    from bench.memory_speed import (MixedPrecisionAdamW, build_model, make_optimizer,
+                                    predicted_bytes, train_steps)
+
+    token_ids = torch.randint(TINY_LLAMA["vocab_size"], (1, 8))
+    full = build_model("tiny", "full", "cpu", torch.bfloat16, layers=1)
+    optimizer = make_optimizer(full)
+    assert isinstance(optimizer, MixedPrecisionAdamW)
+    before = full.model.layers[0].mlp.up_proj.weight.detach().clone()
+    train_steps(full, optimizer, token_ids, steps=1)
+    after = full.model.layers[0].mlp.up_proj.weight
+    assert after.dtype == torch.bfloat16 and not torch.equal(before, after), \
+        "a step must update the 16-bit weights from their float32 masters"
+    n_full = sum(p.numel() for p in full.parameters())
+    assert predicted_bytes(full)["total"] == (2 + 2 + 4 + 8) * n_full
+
+    qlora = build_model("tiny", "qlora", "cpu", torch.bfloat16, layers=1)
+    frozen_16_bit = [p for p in qlora.parameters()
+                     if not p.requires_grad and p.dtype == torch.bfloat16]
+    adapters = [p for p in qlora.parameters() if p.requires_grad]
+    assert frozen_16_bit and all(p.dtype == torch.float32 for p in adapters)
+    train_steps(qlora, make_optimizer(qlora), token_ids, steps=1)
+    assert all(p.grad is None for p in adapters), "the step ends with zero_grad"
