@@ -22,8 +22,8 @@ gradients + AdamW states, counted from the parameters of the model objects. A tr
 parameter costs 16 bytes (weight, gradient, float32 moments, and a float32 master copy
 when it is 16-bit); a frozen one its storage; an NF4 weight 0.5 + 1/64 + 4/(64*256)
 bytes. Activations are not predicted: the table shows measured - predicted as
-"activations and workspace". In full fine-tuning the gradients fill in while backward frees
-the activations, so the two never peak together and that difference understates the
+"activations and workspace". In full fine-tuning the gradients fill in while backward
+frees the activations: the two never peak together, and that difference understates the
 activations.
 
 Measured peak: on CUDA ``torch.cuda.max_memory_allocated()`` over the warm-up and timed

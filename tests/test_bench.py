@@ -95,16 +95,16 @@ def test_a_bad_argument_fails_clearly():
 
 
 def test_the_benchmark_stays_out_of_the_public_edition():
-    """``make public`` copies the paths in ``autograder/public.py``'s PUBLIC: not bench/."""
+    """``make public`` copies the paths listed in ``autograder/public.py``: not bench/."""
     source = ast.parse((ROOT / "autograder" / "public.py").read_text())
     public = next(ast.literal_eval(node.value) for node in source.body
                   if isinstance(node, ast.Assign) and node.targets[0].id == "PUBLIC")
     assert "README.md" in public and "bench" not in public, \
-        "bench/ holds the memory formulas the exercises ask for: keep it out of the export"
+        "bench/ holds the memory formulas that exercises ask for: keep it unexported"
 
 
 def test_the_gpu_dtype_path_on_the_cpu():
-    """bfloat16 weights, as on a GPU: full fine-tuning on float32 masters, 16-bit frozen base."""
+    """bfloat16 weights, as on a GPU: full fine-tuning on float32 masters, 16-bit base."""
     import torch
 
     from bench.memory_speed import (MixedPrecisionAdamW, build_model, make_optimizer,
