@@ -5,6 +5,7 @@ course's accounting; its figures say nothing about speed on a GPU.
 """
 
 import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def test_the_benchmark_stays_out_of_the_public_edition():
     """``make public`` copies the paths listed in ``autograder/public.py``: not bench/."""
     source = ast.parse((ROOT / "autograder" / "public.py").read_text())
     public = next(ast.literal_eval(node.value) for node in source.body
-                  if isinstance(node, ast.Assign) and node.targets[0].id == "PUBLIC")
+                  if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], "id", None) == "PUBLIC")
     assert "README.md" in public and "bench" not in public, \
         "bench/ holds the memory formulas that exercises ask for: keep it unexported"
 
@@ -129,3 +131,22 @@ def test_the_gpu_dtype_path_on_the_cpu():
     assert frozen_16_bit and all(p.dtype == torch.float32 for p in adapters)
     train_steps(qlora, make_optimizer(qlora), token_ids, steps=1)
     assert all(p.grad is None for p in adapters), "the step ends with zero_grad"
+
+
+def test_a_failed_measurement_is_a_row_and_fails_the_run(tmp_path, monkeypatch, capsys):
+    """A child's exception becomes the error of its row; the run exits 1."""
+    from bench import memory_speed
+    from bench.memory_speed import Measurement, child_main, main
+
+    request = tmp_path / "request.json"
+    failing = Measurement("nosuch", "lora", "cpu", "float32", batch=1, seq=8, steps=1)
+    request.write_text(json.dumps({"row": dataclasses.asdict(failing), "warmup": 0}))
+    assert child_main(request) == 1
+    failed = Measurement(**json.loads((tmp_path / "result.json").read_text()))
+    assert failed.error.startswith("ValueError: unknown model 'nosuch'"), failed.error
+
+    monkeypatch.setattr(memory_speed, "run_in_child", lambda row, warmup: failed)
+    assert main(["--models", "tiny", "--methods", "lora"]) == 1
+    printed = capsys.readouterr()
+    assert "FAILED: ValueError: unknown model 'nosuch'" in printed.out, printed.out
+    assert "1 of 1 measurements failed" in printed.err
