@@ -524,12 +524,14 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         metavar="METHOD",
                         help=f"methods ({', '.join(METHODS)}; default: all)")
-    parser.add_argument("--batch", type=positive, help="sequences per step (default 4)")
-    parser.add_argument("--seq", type=positive,
+    parser.add_argument("--batch", type=at_least(1),
+                        help="sequences per step (default 4)")
+    parser.add_argument("--seq", type=at_least(1),
                         help="tokens per sequence (default: 512 on CUDA, 128 on CPU)")
-    parser.add_argument("--steps", type=positive,
+    parser.add_argument("--steps", type=at_least(1),
                         help="timed steps (default: 10 on CUDA, 3 on CPU)")
-    parser.add_argument("--warmup", type=int, help="untimed steps first (default: 3 / 1)")
+    parser.add_argument("--warmup", type=at_least(0),
+                        help="untimed steps first (default: 3 on CUDA, 1 on CPU)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="weights' dtype (default: bfloat16 on CUDA, float16 on a "
@@ -540,12 +542,17 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
