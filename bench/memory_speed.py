@@ -183,14 +183,14 @@ def predicted_bytes(model) -> dict[str, float]:
     """
     weights = gradients = optimizer = 0.0
     for parameter in model.parameters():
-        size = parameter.element_size()
+        size, quantized = parameter.element_size(), quantized_elements(parameter)
         if parameter.requires_grad:
             weights += parameter.numel() * size
             gradients += parameter.numel() * size
             states = trainable_bytes_per_parameter(size) - 2 * size
             optimizer += parameter.numel() * states
-        elif quantized_elements(parameter):
-            weights += quantized_elements(parameter) * NF4_DOUBLE_QUANT_BYTES
+        elif quantized:
+            weights += quantized * NF4_DOUBLE_QUANT_BYTES
         else:
             weights += parameter.numel() * size
     return {"weights": weights, "gradients": gradients, "optimizer": optimizer,
