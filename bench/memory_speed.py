@@ -215,7 +215,8 @@ class MixedPrecisionAdamW:
     The model computes in 16 bit. A step takes the parameters in buckets of at most
     ``bucket_elements``: it converts the bucket's gradients to float32, updates its
     master copies and moments, and copies them back into the 16-bit weights. A float32
-    gradient of the whole model never exists (one bucket's at most: 256 MiB by default).
+    gradient of the whole model never exists: one bucket's at most (256 MiB by default),
+    or the largest parameter's (a large vocabulary's embedding) when that is larger.
     """
 
     def __init__(self, parameters, lr: float, bucket_elements: int = 2**26) -> None:
@@ -474,9 +475,15 @@ def format_table(rows: list[Measurement]) -> str:
         lines.append(start + f"{r.trainable_params:>13,} {predicted / scale:>10.3f} "
                      f"{r.measured_bytes / scale:>10.3f} "
                      f"{(r.measured_bytes - predicted) / scale:>10.3f} "
-                     f"{r.measured_bytes / predicted:>6.2f} {r.tokens_per_s:>9,.0f}")
+                     f"{r.measured_bytes / predicted:>6.2f} "
+                     f"{format_speed(r.tokens_per_s):>9}")
     lines += qlora_lora_ratios(rows)
     return "\n".join(lines)
+
+
+def format_speed(tokens_per_s: float) -> str:
+    """Tokens per second: a whole number, or 3 significant digits below 100."""
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
 
 def qlora_lora_ratios(rows: list[Measurement]) -> list[str]:
@@ -597,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         outcome = (f"FAILED: {row.error}" if row.error else
                    f"peak {row.measured_bytes / GIB:.3f} GiB, "
-                   f"{row.tokens_per_s:,.0f} tokens/s")
+                   f"{format_speed(row.tokens_per_s)} tokens/s")
         print(f"[{index}/{len(plan)}] {model} {method}: {outcome} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     print()
