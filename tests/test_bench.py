@@ -20,11 +20,15 @@ NF4_DOUBLE_QUANT_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # chapter 6's formula
 FLOAT32_TRAINING_BYTES = 4 + 4 + 8  # weight, gradient, AdamW's m and v (chapter 1)
 
 
-def run_bench(*arguments: str) -> subprocess.CompletedProcess:
+def bench_command(*arguments: str) -> list[str]:
     """``python -m bench.memory_speed`` with ``arguments``, as `make bench` runs it."""
-    command = [sys.executable, "-m", "bench.memory_speed", *arguments]
-    return subprocess.run(command, cwd=ROOT, env=tool_environment(), capture_output=True,
-                          text=True, timeout=300)
+    return [sys.executable, "-m", "bench.memory_speed", *arguments]
+
+
+def run_bench(*arguments: str) -> subprocess.CompletedProcess:
+    """Run the benchmark with ``arguments`` and wait for it."""
+    return subprocess.run(bench_command(*arguments), cwd=ROOT, env=tool_environment(),
+                          capture_output=True, text=True, timeout=300)
 
 
 def tiny_counts() -> dict[str, int]:
@@ -44,17 +48,17 @@ def tiny_counts() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def bench_rows(tmp_path_factory):
-    """One CPU run of every method on the tiny model: (finished process, rows)."""
+def bench_run(tmp_path_factory):
+    """One CPU run of every method on the tiny model: (printed output, rows)."""
     rows_path = tmp_path_factory.mktemp("bench") / "rows.json"
     done = run_bench("--models", "tiny", "--batch", "2", "--seq", "32", "--steps", "1",
                      "--warmup", "1", "--json", str(rows_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    return done, json.loads(rows_path.read_text())["rows"]
+    return done.stdout, json.loads(rows_path.read_text())["rows"]
 
 
-def test_every_method_is_measured(bench_rows):
-    done, rows = bench_rows
+def test_every_method_is_measured(bench_run):
+    printed, rows = bench_run
     assert [row["method"] for row in rows] == ["full", "lora", "qlora"]
     for row in rows:
         assert not row["error"], row
@@ -62,12 +66,12 @@ def test_every_method_is_measured(bench_rows):
         assert row["tokens_per_s"] > 0, f"{row['method']}: no speed measured"
         assert "ru_maxrss" in row["measured"], "the CPU run must say it measured the RSS"
     for word in ("predicted", "measured", "tokens/s", "QLoRA/LoRA memory ratio",
-                 "activations and workspace", "torch", "bitsandbytes"):
-        assert word in done.stdout, f"the printed report lacks {word!r}:\n{done.stdout}"
+                 "activations and workspace", "torch", "bitsandbytes", "UTC"):
+        assert word in printed, f"the printed report lacks {word!r}:\n{printed}"
 
 
-def test_predictions_are_the_course_accounting(bench_rows):
-    _, rows = bench_rows
+def test_predictions_are_the_course_accounting(bench_run):
+    _, rows = bench_run
     counts = tiny_counts()
     frozen_rest = counts["all"] - counts["block_linear"]
     expected = {
@@ -105,32 +109,40 @@ def test_the_benchmark_stays_out_of_the_public_edition():
         "bench/ holds the memory formulas that exercises ask for: keep it unexported"
 
 
-def test_the_gpu_dtype_path_on_the_cpu():
-    """bfloat16 weights, as on a GPU: full fine-tuning on float32 masters, 16-bit base."""
+def test_16_bit_weights_are_predicted_as_mixed_precision():
+    """bfloat16 weights (as on a GPU): 2 + 2 + 4 + 8 bytes if trained, 2 if frozen."""
     import torch
 
-    from bench.memory_speed import (MixedPrecisionAdamW, build_model, make_optimizer,
-                                    predicted_bytes, train_steps)
+    from bench.memory_speed import predicted_bytes
 
-    token_ids = torch.randint(TINY_LLAMA["vocab_size"], (1, 8))
-    full = build_model("tiny", "full", "cpu", torch.bfloat16, layers=1)
-    optimizer = make_optimizer(full)
-    assert isinstance(optimizer, MixedPrecisionAdamW)
-    before = full.model.layers[0].mlp.up_proj.weight.detach().clone()
-    train_steps(full, optimizer, token_ids, steps=1)
-    after = full.model.layers[0].mlp.up_proj.weight
-    assert after.dtype == torch.bfloat16 and not torch.equal(before, after), \
-        "a step must update the 16-bit weights from their float32 masters"
-    n_full = sum(p.numel() for p in full.parameters())
-    assert predicted_bytes(full)["total"] == (2 + 2 + 4 + 8) * n_full
+    layer = torch.nn.Linear(64, 32).to(torch.bfloat16)
+    n_params = 64 * 32 + 32
+    assert predicted_bytes(layer)["total"] == (2 + 2 + 4 + 8) * n_params
+    layer.requires_grad_(False)
+    assert predicted_bytes(layer) == {"weights": 2 * n_params, "gradients": 0,
+                                      "optimizer": 0, "total": 2 * n_params}
 
-    qlora = build_model("tiny", "qlora", "cpu", torch.bfloat16, layers=1)
-    frozen_16_bit = [p for p in qlora.parameters()
-                     if not p.requires_grad and p.dtype == torch.bfloat16]
-    adapters = [p for p in qlora.parameters() if p.requires_grad]
-    assert frozen_16_bit and all(p.dtype == torch.float32 for p in adapters)
-    train_steps(qlora, make_optimizer(qlora), token_ids, steps=1)
-    assert all(p.grad is None for p in adapters), "the step ends with zero_grad"
+
+def test_mixed_precision_adamw_updates_16_bit_weights_from_float32_masters():
+    """Full fine-tuning's optimizer on a GPU, on a bfloat16 layer."""
+    import torch
+
+    from bench.memory_speed import MixedPrecisionAdamW
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 64).to(torch.bfloat16)
+    before = layer.weight.detach().clone()
+    optimizer = MixedPrecisionAdamW(layer.parameters(), lr=1e-3, bucket_elements=64 * 64)
+    assert len(optimizer.buckets) == 2, "the weight fills one bucket, the bias another"
+    layer(torch.randn(8, 64, dtype=torch.bfloat16)).square().sum().backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    masters = [master for _, copies, _ in optimizer.buckets for master in copies]
+    assert all(master.dtype == torch.float32 for master in masters)
+    assert layer.weight.dtype == torch.bfloat16 and not torch.equal(before, layer.weight)
+    assert torch.equal(layer.weight, masters[0].to(torch.bfloat16)), \
+        "the 16-bit weight is its master copy rounded"
+    assert layer.weight.grad is None and all(m.grad is None for m in masters)
 
 
 def test_a_failed_measurement_is_a_row_and_fails_the_run(tmp_path, monkeypatch, capsys):
@@ -139,14 +151,15 @@ def test_a_failed_measurement_is_a_row_and_fails_the_run(tmp_path, monkeypatch, 
     from bench.memory_speed import Measurement, child_main, main
 
     request = tmp_path / "request.json"
-    failing = Measurement("nosuch", "lora", "cpu", "float32", batch=1, seq=8, steps=1)
+    failing = Measurement("tiny", "lora", "cpu", "float8", batch=1, seq=8, steps=1)
     request.write_text(json.dumps({"row": dataclasses.asdict(failing), "warmup": 0}))
     assert child_main(request) == 1
     failed = Measurement(**json.loads((tmp_path / "result.json").read_text()))
-    assert failed.error.startswith("ValueError: unknown model 'nosuch'"), failed.error
+    assert failed.error.startswith("AttributeError:") and "float8" in failed.error, \
+        failed.error
 
     monkeypatch.setattr(memory_speed, "run_in_child", lambda row, warmup: failed)
     assert main(["--models", "tiny", "--methods", "lora"]) == 1
     printed = capsys.readouterr()
-    assert "FAILED: ValueError: unknown model 'nosuch'" in printed.out, printed.out
+    assert f"FAILED: {failed.error}" in printed.out, printed.out
     assert "1 of 1 measurements failed" in printed.err
