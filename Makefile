@@ -13,7 +13,7 @@ export PYTHONWARNINGS ?= ignore
 # cell measured 8x slower (180 s instead of 23 s). Waiting threads sleep instead.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv book test release grade merge grade-bench public fork fixtures lock clean
+.PHONY: help venv book test release grade merge grade-bench bench public fork fixtures lock clean
 
 help:
 	@echo "make book      build the website into _build/html"
@@ -22,6 +22,8 @@ help:
 	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]   autograde a class (sandboxed; UNSANDBOXED=1 without)"
 	@echo "make merge SHARDS='<out1> <out2> ...' OUT=<folder>   join the outputs of shards"
 	@echo "make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]  time the grader on a synthetic class"
+	@echo "make bench [MODELS='qwen2.5-0.5b llama-2-7b'] [METHODS='full lora qlora'] [BATCH=4] [SEQ=512] [STEPS=10] [JSON=<file>]"
+	@echo "               peak memory and tokens/s of full fine-tuning, LoRA, QLoRA beside the prediction (GPU; CPU: tiny)"
 	@echo "make public DEST=<folder>   export the public edition (no solutions, no hidden tests)"
 	@echo "make fork REPO=<url>        point the launch buttons and setup cells at your fork"
 	@echo "make fixtures OUT=<folder>  write the wrong-submission fixtures as a class folder"
@@ -60,6 +62,14 @@ merge: instructor-only $(STAMP)
 grade-bench: instructor-only $(STAMP)
 	@if [ -z "$(OUT)" ]; then echo "usage: make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]"; exit 2; fi
 	$(BIN)/python -m autograder.bench "$(OUT)" --students $(or $(STUDENTS),60) --workers $(or $(WORKERS),2)
+
+# Peak memory and training speed of full fine-tuning, LoRA and QLoRA beside the course's prediction
+# (bench/memory_speed.py). Meant for a GPU; on a CPU it runs a tiny model (checks the code, not speed).
+BENCH_OPTIONS = $(if $(MODELS),--models $(MODELS)) $(if $(METHODS),--methods $(METHODS)) \
+  $(if $(BATCH),--batch $(BATCH)) $(if $(SEQ),--seq $(SEQ)) $(if $(STEPS),--steps $(STEPS)) \
+  $(if $(JSON),--json "$(JSON)")
+bench: instructor-only $(STAMP)
+	$(BIN)/python -m bench.memory_speed $(strip $(BENCH_OPTIONS))
 
 public: instructor-only $(STAMP)
 	@if [ -z "$(DEST)" ]; then echo "usage: make public DEST=<folder>"; exit 2; fi

@@ -19,7 +19,7 @@ def test_public_edition_has_what_students_need_and_nothing_else(public):
     for needed in ("README.md", "_config.yml", "_toc.yml", "environment.yml", "requirements.txt", "book/intro.md",
                    "peftlab/__init__.py", "data/reviews/README.md", "notebooks/ch04_lora/lora.ipynb"):
         assert (dest / needed).exists(), needed
-    for secret in ("solutions", "autograder", "tests", ".ci"):
+    for secret in ("solutions", "autograder", "tests", ".ci", "bench"):
         assert not (dest / secret).exists(), secret
 
 

@@ -1,0 +1,1 @@
+"""Instructors' benchmarks of the course's methods (not exported by ``make public``)."""
