@@ -241,14 +241,19 @@ def test_no_test_cell_writes_to_stderr(graded, chapter):
                 assert not streams, f"{cell.metadata['nbgrader']['grade_id']} writes to stderr: {streams[0].text[:200]}"
 
 
-def test_demonstrations_skip_themselves_under_the_grader(graded):
-    """nbgrader's NBGRADER_EXECUTION reaches the sandboxed kernel: ch04's fine-tune did not run."""
+@pytest.mark.parametrize("chapter, cells", [
+    ("ch04_lora", ["finetune"]),
+    ("ch08_capstone", ["run_load", "run_format", "run_train", "run_memory", "run_adapter"]),
+])
+def test_demonstrations_skip_themselves_under_the_grader(graded, chapter, cells):
+    """nbgrader's NBGRADER_EXECUTION reaches the sandboxed kernel: no fine-tune ran, no model loaded."""
     out, _, _, _ = graded
-    path = next((out / "course" / "autograded" / "solution" / "ch04_lora").glob("*.ipynb"))
-    finetune = next(c for c in nbformat.read(path, as_version=4).cells
-                    if nbgrader_metadata(c).get("grade_id") == "finetune")
-    printed = "".join(o.get("text", "") for o in finetune.outputs)
-    assert "Skipped while autograding" in printed, printed[:300]
+    path = next((out / "course" / "autograded" / "solution" / chapter).glob("*.ipynb"))
+    outputs = {nbgrader_metadata(c).get("grade_id"): c.outputs
+               for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"}
+    for grade_id in cells:
+        printed = "".join(o.get("text", "") for o in outputs[grade_id])
+        assert "Skipped while autograding" in printed, f"{chapter}/{grade_id}: {printed[:300]}"
 
 
 def test_feedback_never_shows_hidden_tests(graded):
