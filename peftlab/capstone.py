@@ -64,7 +64,7 @@ GPU_PROFILE = Profile(
 )
 CPU_PROFILE = Profile(
     name="cpu", device="cpu", model_id=MINILM, dataset="instructions", compute_dtype=torch.float32,
-    batch_size=8, max_length=96, train_examples=400, test_examples=80, steps=50,
+    batch_size=8, max_length=96, train_examples=400, test_examples=48, steps=50,
     learning_rate=1e-3, lora_r=8, lora_alpha=16, skip_modules=("cls",),
 )
 
