@@ -226,11 +226,12 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def plot_comparison(results: pd.DataFrame):
+def plot_comparison(results: pd.DataFrame, baseline: float | None = None):
     """Bar charts of the mean over seeds, error bars from min to max, one dot per seed.
 
-    Panels: accuracy, training seconds, memory (as ``memory_measure`` says), trainable parameters
-    and saved size (both on a log scale). Returns the matplotlib figure.
+    Panels: accuracy (with ``baseline``, e.g. the majority-class share, as a dashed line),
+    training seconds, memory (as ``memory_measure`` says), trainable parameters and saved size
+    (both on a log scale). Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
 
@@ -247,8 +248,9 @@ def plot_comparison(results: pd.DataFrame):
     for ax, (column, scale, label, log) in zip(axes.flat, panels):
         values = [results.loc[results["method"] == name, column] / scale for name in names]
         means = [v.mean() for v in values]
-        spread = [[m - v.min() for m, v in zip(means, values)],
-                  [v.max() - m for m, v in zip(means, values)]]
+        # Clipped at 0: the mean of equal values can exceed their max by a rounding error.
+        spread = [[max(m - v.min(), 0) for m, v in zip(means, values)],
+                  [max(v.max() - m, 0) for m, v in zip(means, values)]]
         ax.bar(positions, means, yerr=spread, capsize=4, color=[f"C{i}" for i in positions])
         for position, v in zip(positions, values):
             ax.plot([position] * len(v), v, "k.", markersize=4)
@@ -256,6 +258,9 @@ def plot_comparison(results: pd.DataFrame):
         ax.set_ylabel(label + (" (log)" if log else ""))
         if log:
             ax.set_yscale("log")
+    if baseline is not None:
+        axes.flat[0].axhline(baseline, color="k", linestyle="--", linewidth=1, label="majority class")
+        axes.flat[0].legend(fontsize=8, loc="lower left")
     axes.flat[2].set_title(results["memory_measure"].iloc[0], fontsize=8)
     axes.flat[-1].axis("off")
     axes.flat[-1].text(0, 0.5, f"bars: mean over {results['seed'].nunique()} seeds\n"
