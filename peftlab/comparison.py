@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from peft import (LoraConfig, PeftConfig, PrefixTuningConfig, PromptTuningConfig,
-                  get_peft_model, prepare_model_for_kbit_training)
+from peft import (LoraConfig, PeftConfig, PeftModel, PrefixTuningConfig,
+                  PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training)
 from transformers import BitsAndBytesConfig
 
 from .models import load_minilm_classifier
@@ -104,8 +104,15 @@ def default_methods(target_modules: Sequence[str] = ("query", "value"), rank: in
 
 
 def trainable_parameters(model: torch.nn.Module) -> int:
-    """Number of parameters that receive gradients (the head included when trained)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters that receive gradients (the head included when trained).
+
+    Counted by the libraries: peft's ``get_nb_trainable_parameters`` for a peft model (it
+    includes prompt encoders), transformers' ``num_parameters`` otherwise. Counting them
+    yourself is an exercise of chapter 4.
+    """
+    if isinstance(model, PeftModel):
+        return model.get_nb_trainable_parameters()[0]
+    return model.num_parameters(only_trainable=True)
 
 
 def _quant_state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
