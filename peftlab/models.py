@@ -40,10 +40,11 @@ def load_minilm_tokenizer():
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
-def load_minilm_classifier(num_labels: int = 2, seed: int = 0) -> PreTrainedModel:
+def load_minilm_classifier(num_labels: int = 2, seed: int = 0, quantization_config=None) -> PreTrainedModel:
     """Pretrained MiniLM encoder with a new classification head (seeded, so runs repeat).
 
     The encoder weights are real; the head is new and random, as in any fine-tune.
+    ``quantization_config`` (e.g. a ``BitsAndBytesConfig``) loads the encoder quantised.
     """
     torch.manual_seed(seed)
     from transformers.utils import logging
@@ -51,7 +52,8 @@ def load_minilm_classifier(num_labels: int = 2, seed: int = 0) -> PreTrainedMode
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # the "newly initialized head" notice is expected here
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), num_labels=num_labels)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            minilm_dir(), num_labels=num_labels, quantization_config=quantization_config)
     finally:
         logging.set_verbosity(verbosity)
     return model

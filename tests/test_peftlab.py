@@ -145,3 +145,113 @@ def test_autograding_follows_nbgraders_variable(monkeypatch):
     assert not autograding()
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     assert autograding()
+
+
+def _review_batches(count: int, batch_size: int):
+    """The first ``count`` training reviews, tokenized for MiniLM."""
+    reviews = data.load_course_dataset("reviews")["train"][:count]
+    tokenizer = models.load_minilm_tokenizer()
+    return training.tokenize_batches(tokenizer, reviews["text"], reviews["label"],
+                                     batch_size=batch_size, max_length=32)
+
+
+def test_compare_methods_measures_every_run(monkeypatch):
+    from peft import get_peft_model
+
+    from peftlab import comparison
+
+    monkeypatch.setenv("PEFTLAB_PROGRESS", "text")
+    methods = [m for m in comparison.default_methods()
+               if m.name in ("full fine-tuning", "LoRA")]
+    batches = _review_batches(16, batch_size=8)
+    results = comparison.compare_methods(batches, batches[:1], methods=methods, seeds=[0])
+    assert list(results["method"]) == ["full fine-tuning", "LoRA"]
+    assert {"seed", "learning_rate", "steps", "accuracy", "train_seconds", "memory_bytes",
+            "memory_measure", "trainable_parameters", "saved_bytes"} <= set(results)
+    assert (results["steps"] == 2).all() and results["accuracy"].between(0, 1).all()
+    for column in ("train_seconds", "memory_bytes", "trainable_parameters",
+                   "saved_bytes"):
+        assert (results[column] > 0).all(), column
+    full, lora = results.iloc[0], results.iloc[1]
+    whole_model = models.count_parameters(models.load_minilm_classifier())
+    assert full["trainable_parameters"] == whole_model
+    assert lora["trainable_parameters"] < full["trainable_parameters"] / 100
+    assert results["memory_measure"].eq(comparison.COUNTED_STATE).all()
+    assert lora["memory_bytes"] < full["memory_bytes"]
+    # The saved size is what save_pretrained writes for the adapter (its values do not
+    # change it).
+    adapter_model = get_peft_model(models.load_minilm_classifier(), methods[1].adapter())
+    assert lora["saved_bytes"] == comparison.saved_bytes(adapter_model)
+    assert 4 * lora["trainable_parameters"] < lora["saved_bytes"]
+    assert lora["saved_bytes"] < full["saved_bytes"] / 100
+
+
+def test_training_state_bytes_counts_what_adamw_allocates():
+    from peftlab.comparison import training_state_bytes
+
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Linear(4, 3))
+    model[0].requires_grad_(False)
+    model.register_buffer("scale", torch.ones(7))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    model(torch.randn(2, 5)).sum().backward()
+    optimizer.step()
+    tensors = [*model.parameters(), *model.buffers(),
+               *(p.grad for p in model.parameters() if p.grad is not None),
+               *(t for state in optimizer.state.values() for t in state.values())]
+    counted = sum(t.numel() * t.element_size() for t in tensors)
+    assert training_state_bytes(model) == counted
+
+
+def test_every_peft_method_trains_the_head_and_qlora_keeps_it_unquantised():
+    import bitsandbytes as bnb
+    from peft import get_peft_model
+
+    from peftlab.comparison import default_methods, nf4_config, training_state_bytes
+
+    head = 384 * 2 + 2
+    state_bytes = {}
+    for method in default_methods():
+        if method.adapter is None:
+            continue
+        config = nf4_config() if method.quantize else None
+        base = models.load_minilm_classifier(quantization_config=config)
+        if method.quantize:
+            query = base.bert.encoder.layer[0].attention.self.query
+            assert isinstance(query, bnb.nn.Linear4bit)
+            assert type(base.classifier) is torch.nn.Linear, "the head must stay in float"
+        model = get_peft_model(base, method.adapter())
+        state_bytes[method.name] = training_state_bytes(model)
+        trained = {name for name, p in model.named_parameters() if p.requires_grad}
+        head_trained = [name for name in trained if "classifier" in name]
+        assert len(head_trained) == 2, f"{method.name}: head not trained"
+        head_size = sum(p.numel() for name, p in model.named_parameters()
+                        if name in head_trained)
+        assert head_size == head, f"{method.name}: {head_size} head parameters trained"
+    # Same adapter, the base in NF4: packed weights and their constants, embeddings in
+    # float32.
+    assert state_bytes["LoRA"] / 2 < state_bytes["QLoRA"] < 0.7 * state_bytes["LoRA"]
+
+
+def test_summary_table_and_plot_show_mean_and_spread():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from peftlab.comparison import COUNTED_STATE, plot_comparison, summary_table
+
+    rows = [dict(method=method, seed=seed, learning_rate=lr, steps=4, accuracy=acc,
+                 train_seconds=1.0 + seed, memory_bytes=mem, memory_measure=COUNTED_STATE,
+                 trainable_parameters=params, saved_bytes=saved)
+            for method, lr, mem, params, saved, accs in (
+                ("full fine-tuning", 1e-4, 4e8, 22_000_000, 9e7, (0.7, 0.8, 0.9)),
+                ("LoRA", 5e-3, 9e7, 70_000, 3e5, (0.6, 0.6, 0.9)))
+            for seed, acc in enumerate(accs)]
+    table = summary_table(pd.DataFrame(rows))
+    assert list(table.index) == ["full fine-tuning", "LoRA"]
+    assert table.loc["LoRA", "accuracy"] == pytest.approx(0.7)
+    assert (table.loc["LoRA", "acc min"], table.loc["LoRA", "acc max"]) == (0.6, 0.9)
+    assert table.loc["full fine-tuning", "memory MB"] == pytest.approx(400)
+    figure = plot_comparison(pd.DataFrame(rows))
+    scales = [ax.get_yscale() for ax in figure.axes if ax.axison]
+    assert scales == ["linear", "linear", "linear", "log", "log"]
