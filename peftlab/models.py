@@ -40,11 +40,13 @@ def load_minilm_tokenizer():
     return AutoTokenizer.from_pretrained(minilm_dir())
 
 
-def load_minilm_classifier(num_labels: int = 2, seed: int = 0, quantization_config=None) -> PreTrainedModel:
+def load_minilm_classifier(num_labels: int = 2, seed: int = 0, quantization_config=None,
+                           device_map=None) -> PreTrainedModel:
     """Pretrained MiniLM encoder with a new classification head (seeded, so runs repeat).
 
     The encoder weights are real; the head is new and random, as in any fine-tune.
-    ``quantization_config`` (e.g. a ``BitsAndBytesConfig``) loads the encoder quantised.
+    ``quantization_config`` (e.g. a ``BitsAndBytesConfig``) loads the encoder quantised;
+    ``device_map`` (e.g. ``{"": 0}``) places it, as a quantised model must be on a GPU.
     """
     torch.manual_seed(seed)
     from transformers.utils import logging
@@ -53,7 +55,8 @@ def load_minilm_classifier(num_labels: int = 2, seed: int = 0, quantization_conf
     logging.set_verbosity_error()  # the "newly initialized head" notice is expected here
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            minilm_dir(), num_labels=num_labels, quantization_config=quantization_config)
+            minilm_dir(), num_labels=num_labels, quantization_config=quantization_config,
+            device_map=device_map)
     finally:
         logging.set_verbosity(verbosity)
     return model
