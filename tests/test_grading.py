@@ -243,7 +243,8 @@ def test_no_test_cell_writes_to_stderr(graded, chapter):
 
 @pytest.mark.parametrize("chapter, cells", [
     ("ch04_lora", ["finetune"]),
-    ("ch08_capstone", ["run_load", "run_format", "run_train", "run_memory", "run_adapter"]),
+    ("ch08_capstone", ["run_load", "run_format", "run_train", "run_memory", "run_adapter",
+                       "run_compare"]),
 ])
 def test_demonstrations_skip_themselves_under_the_grader(graded, chapter, cells):
     """nbgrader's NBGRADER_EXECUTION reaches the sandboxed kernel: no fine-tune ran, no model loaded."""
