@@ -255,3 +255,88 @@ def test_summary_table_and_plot_show_mean_and_spread():
     figure = plot_comparison(pd.DataFrame(rows))
     scales = [ax.get_yscale() for ax in figure.axes if ax.axison]
     assert scales == ["linear", "linear", "linear", "log", "log"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The capstone's plumbing (peftlab.capstone): the pieces the students' functions run inside.
+
+
+def test_hardware_reports_native_bf16_only(monkeypatch):
+    """On a T4 torch.cuda.is_bf16_supported() says True (emulation); hardware() must not."""
+
+    class T4Properties:
+        name, total_memory, major, minor = "Tesla T4", 15_828_320_256, 7, 5
+
+    calls = []
+
+    def is_bf16_supported(including_emulation=True):
+        calls.append(including_emulation)
+        return including_emulation  # what torch answers on a T4
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=0: T4Properties)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    found = environment.hardware()
+    assert found["compute_capability"] == (7, 5)
+    assert found["memory_gib"] == 14.7
+    assert found["bf16"] is False and calls == [False]
+
+
+def test_capstone_prompt_and_shipped_data():
+    from peftlab import capstone
+
+    train, test, categories = capstone.load_category_data(capstone.CPU_PROFILE)
+    assert (len(train), len(test)) == (400, 48)
+    assert categories == sorted({
+        "brainstorming", "classification", "closed_qa", "creative_writing", "general_qa",
+        "information_extraction", "open_qa", "summarization"})
+    assert not {(r["instruction"], r["context"]) for r in train} & {
+        (r["instruction"], r["context"]) for r in test}
+    prompt = capstone.category_prompt({"instruction": " Why? ", "context": "x" * 1000})
+    assert prompt == f"Instruction: Why?\nContext: {'x' * capstone.CONTEXT_CHARACTERS}\nCategory:"
+    assert capstone.category_prompt({"instruction": "Hi", "context": ""}) == (
+        "Instruction: Hi\nCategory:")
+
+
+def test_capstone_gpu_profile_needs_the_hub_and_says_so(monkeypatch):
+    from peftlab import capstone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="CPU profile"):
+        capstone.load_base_model(capstone.GPU_PROFILE)
+
+
+def test_capstone_cpu_run_trains_measures_and_round_trips_the_adapter(tmp_path):
+    """The CPU profile end to end, shortened: 4-bit MiniLM, evaluated THEN trained (bitsandbytes'
+    CPU inference repacking must not break training), peak memory, adapter saved and merged."""
+    import dataclasses
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import BitsAndBytesConfig
+
+    from peftlab import capstone
+
+    profile = dataclasses.replace(capstone.CPU_PROFILE, steps=3)
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                      bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.float32,
+                                      llm_int8_skip_modules=["cls"])
+    base = capstone.load_base_model(profile, quantization)
+    model = get_peft_model(base, LoraConfig(r=2, target_modules="all-linear",
+                                            task_type="CAUSAL_LM"))
+    tokenizer = capstone.load_tokenizer(profile)
+    assert tokenizer.eos_id == tokenizer.sep_token_id and tokenizer.pad_id == 0
+    ids = torch.tensor([tokenizer("Instruction: What is tea?\nCategory: open_qa",
+                                  add_special_tokens=False)["input_ids"]])
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)  # an evaluation pass first, as the capstone does
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    report = capstone.train_with_measurement(model, [batch], profile)
+    assert len(report.losses) == 3 and report.seconds > 0
+    assert report.tokens == 3 * ids.shape[1] and report.tokens_per_second > 0
+    assert report.peak_memory_bytes > 2**20 and "resident" in report.memory_measured
+    trip = capstone.adapter_round_trip(model, profile, ids, folder=tmp_path / "adapter")
+    assert trip["adapter bytes on disk"] == capstone.folder_bytes(tmp_path / "adapter") > 0
+    assert trip["max |merged - unmerged|"] < 1e-3
+    assert trip["max |16-bit base + adapter - 4-bit base + adapter|"] > 0
