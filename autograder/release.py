@@ -24,14 +24,17 @@ SETUP_GRADE_ID = "setup"
 SETUP_CELL = '''\
 # Setup: on Google Colab, install the course (pinned packages, the peftlab
 # library, the data sets); anywhere else this cell does nothing.
-COURSE_REPOSITORY = "{repository}"  # your fork? change _config.yml
+# Your fork? Change repository.url in _config.yml (`make fork`).
+COURSE_REPOSITORY = "{repository}"
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     course_dir = "/content/" + COURSE_REPOSITORY.rstrip("/").split("/")[-1]
     if not os.path.isdir(course_dir):
-        subprocess.run(["git", "clone", "--depth", "1", COURSE_REPOSITORY, course_dir], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                        "-r", f"{{course_dir}}/requirements.txt", "-e", course_dir], check=True)
+        clone = ["git", "clone", "--depth", "1", COURSE_REPOSITORY, course_dir]
+        subprocess.run(clone, check=True)
+        requirements = f"{{course_dir}}/requirements.txt"
+        install = ["-m", "pip", "install", "-q", "-r", requirements, "-e", course_dir]
+        subprocess.run([sys.executable, *install], check=True)
     sys.path.insert(0, course_dir)'''
 
 
