@@ -167,7 +167,7 @@ def _fine_tune(method: Method, seed: int, train_batches, load_model, device: tor
     with warnings.catch_warnings():  # prompt learning extends token_type_ids and says so
         warnings.simplefilter("ignore")
         report = train(model, train_batches, epochs=epochs, lr=method.learning_rate,
-                       seed=seed)
+                       seed=seed, show_progress=False)
     return model, report
 
 

@@ -15,14 +15,14 @@ from tqdm.auto import tqdm as auto_tqdm
 text_tqdm.monitor_interval = 0
 
 
-def progress_bar(total: int, desc: str, unit: str = "step"):
+def progress_bar(total: int, desc: str, unit: str = "step", disable: bool = False):
     """A progress bar: a widget in Jupyter, text in a terminal.
 
     ``PEFTLAB_PROGRESS=text`` forces a text bar (``make book`` sets it: a static page cannot show a
     widget, and the text goes to stderr, which the book leaves out).
     """
     bar = text_tqdm if os.environ.get("PEFTLAB_PROGRESS") == "text" else auto_tqdm
-    return bar(total=total, desc=desc, unit=unit)
+    return bar(total=total, desc=desc, unit=unit, disable=disable)
 
 
 @dataclass
@@ -60,17 +60,34 @@ def accuracy(model: torch.nn.Module, batches) -> float:
     return correct / total
 
 
-def train(model: torch.nn.Module, batches, epochs: int = 1, lr: float = 1e-3, seed: int = 0) -> TrainingReport:
-    """Train the parameters that require gradients with AdamW; show a progress bar; time it."""
+def _adamw(parameters: list, lr: float) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has a fused kernel for these parameters.
+
+    The fused kernel updates every tensor in one pass: on a 2-core CPU it made the optimizer step
+    of MiniLM's full fine-tune (22.7M parameters) about ten times faster than the per-tensor loop.
+    Same algorithm, same hyperparameters; the results differ only by rounding.
+    """
+    try:
+        return torch.optim.AdamW(parameters, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
+        return torch.optim.AdamW(parameters, lr=lr)
+
+
+def train(model: torch.nn.Module, batches, epochs: int = 1, lr: float = 1e-3, seed: int = 0,
+          show_progress: bool = True) -> TrainingReport:
+    """Train the parameters that require gradients with AdamW; show a progress bar; time it.
+
+    ``show_progress=False`` hides the bar (for a caller that shows its own).
+    """
     torch.manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("The model has no trainable parameters: nothing to train.")
-    optimizer = torch.optim.AdamW(trainable, lr=lr)
+    optimizer = _adamw(trainable, lr)
     report = TrainingReport()
     model.train()
     start = time.perf_counter()
-    with progress_bar(epochs * len(batches), "training") as bar:
+    with progress_bar(epochs * len(batches), "training", disable=not show_progress) as bar:
         for _ in range(epochs):
             for batch in batches:
                 loss = model(**batch).loss
