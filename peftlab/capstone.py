@@ -53,7 +53,7 @@ class Profile:
     lora_r: int
     lora_alpha: int
     lora_dropout: float = 0.05
-    skip_modules: tuple[str, ...] = ()  # modules kept out of 4 bit (a new, untrained head)
+    skip_modules: tuple[str, ...] = ()  # modules kept out of 4 bit (e.g. newly initialised layers)
     reason: str = ""  # why this profile was chosen, in words
 
 
@@ -141,8 +141,9 @@ def load_base_model(profile: Profile, quantization_config=None, seed: int = 0):
     """The profile's causal LM: in 4 bit when ``quantization_config`` is given, else in its compute dtype.
 
     MiniLM was pretrained as a bidirectional encoder; loaded with ``is_decoder=True`` it attends only
-    to earlier tokens, as a causal LM must, and its language-model head (absent from the checkpoint)
-    starts untrained: the fine-tune has to teach it. Raises a clear error when the GPU profile's model
+    to earlier tokens, as a causal LM must. Its language-model head is partly new: the output matrix is
+    the pretrained word-embedding table (tied), but the transform before it and the output bias are not
+    in the checkpoint and start untrained (seeded, so that every load builds the same ones). Raises a clear error when the GPU profile's model
     is not on this machine and the Hub is off limits.
     """
     from transformers import AutoModelForCausalLM
@@ -268,15 +269,15 @@ def train_with_measurement(model: torch.nn.Module, batches: list[dict], profile:
     if not trainable:
         raise ValueError("The model has no trainable parameters: attach LoRA first.")
     optimizer = torch.optim.AdamW(trainable, lr=profile.learning_rate)
-    device = model_device(model)
+    target = model_device(model)
     # fp16 activations (a T4) can underflow in backward: scale the loss, unscale before the step.
-    scaler = torch.amp.GradScaler(device.type, enabled=profile.compute_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(target.type, enabled=profile.compute_dtype == torch.float16)
     report = RunReport()
     model.train()
     with peak_memory(profile.device) as memory, progress_bar(profile.steps, "fine-tuning") as bar:
         start = time.perf_counter()
         for step in range(profile.steps):
-            batch = {key: value.to(device) for key, value in batches[step % len(batches)].items()}
+            batch = {key: value.to(target) for key, value in batches[step % len(batches)].items()}
             loss = model(**batch).loss
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -304,8 +305,8 @@ def adapter_round_trip(peft_model, profile: Profile, input_ids: torch.Tensor,
     """Save the adapter, reload it onto a fresh unquantised base, merge it, and compare outputs.
 
     Returns the adapter's size on disk and the largest logit differences: merged vs unmerged on
-    the fresh base (only rounding), and fresh base + adapter vs the 4-bit model it was trained on
-    (the quantisation error of the base).
+    the fresh base (only rounding), and fresh unquantised base + adapter vs the 4-bit model it was
+    trained on (the quantisation error of the base).
     """
     from peft import PeftModel
 
@@ -323,6 +324,6 @@ def adapter_round_trip(peft_model, profile: Profile, input_ids: torch.Tensor,
         "adapter folder": str(folder),
         "adapter bytes on disk": folder_bytes(folder),
         "max |merged - unmerged|": (merged - unmerged).abs().max().item(),
-        "max |16-bit base + adapter - 4-bit base + adapter|": (unmerged - trained.to(unmerged.device))
+        "max |unquantised base + adapter - 4-bit base + adapter|": (unmerged - trained.to(unmerged.device))
         .abs().max().item(),
     }

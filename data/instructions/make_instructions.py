@@ -23,8 +23,8 @@ THINGS = [("apple", "fruit"), ("carrot", "vegetable"), ("banana", "fruit"), ("le
           ("salmon", "fish"), ("trout", "fish"), ("eagle", "bird"), ("sparrow", "bird"),
           ("oak", "tree"), ("maple", "tree"), ("violin", "instrument"), ("drum", "instrument")]
 PEOPLE = ["Ada", "Bruno", "Chen", "Dara", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas"]
-FACTS = ["{topic} has been studied for centuries", "many people first read about {topic} at school",
-         "{topic} appears in films and songs", "there are museums devoted to {topic}",
+FACTS = ["people have studied {topic} for centuries", "many people first read about {topic} at school",
+         "films and songs have featured {topic}", "there are museums devoted to {topic}",
          "scientists still argue about {topic}"]
 
 TEMPLATES: dict[str, list[str]] = {
@@ -62,9 +62,9 @@ WITH_CONTEXT = {"closed_qa", "information_extraction", "summarization"}
 CATEGORIES = sorted(TEMPLATES)
 
 
-def context(rng: random.Random, topic: str) -> str:
-    """A short made-up reference paragraph about ``topic`` (for the categories that have one)."""
-    person, year = rng.choice(PEOPLE), rng.randrange(1850, 2020)
+def context(rng: random.Random, topic: str, person: str) -> str:
+    """A short made-up reference paragraph about ``person`` and ``topic``."""
+    year = rng.randrange(1850, 2020)
     fact = rng.choice(FACTS).format(topic=topic)
     city = rng.choice(["Lisbon", "Oslo", "Lagos", "Lima"])
     return (f"{person} began working on {topic} in {year}, in {city}. "
@@ -73,14 +73,14 @@ def context(rng: random.Random, topic: str) -> str:
 
 def example(rng: random.Random, category: str) -> dict[str, str]:
     """One instruction of ``category`` with its context ("" for categories that take none)."""
-    topic = rng.choice(TOPICS)
+    topic, person = rng.choice(TOPICS), rng.choice(PEOPLE)  # a question asks about its context
     (a, kind1), (b, kind2) = rng.sample(THINGS, 2)
     others = [name for name, kind in THINGS if kind in (kind1, kind2) and name not in (a, b)]
     items = ", ".join(rng.sample(others + [a, b], k=min(4, len(others) + 2)))
     text = rng.choice(TEMPLATES[category]).format(
-        topic=topic, person=rng.choice(PEOPLE), kind1=kind1, kind2=kind2, items=items)
+        topic=topic, person=person, kind1=kind1, kind2=kind2, items=items)
     return {"instruction": text[0].upper() + text[1:],
-            "context": context(rng, topic) if category in WITH_CONTEXT else "",
+            "context": context(rng, topic, person) if category in WITH_CONTEXT else "",
             "category": category}
 
 
