@@ -175,7 +175,8 @@ def compare_methods(train_batches: list, test_batches: list,
                     methods: Sequence[Method] | None = None,
                     seeds: Sequence[int] = (0, 1, 2), epochs: int = 1,
                     load_model: Callable[..., torch.nn.Module] = load_minilm_classifier,
-                    compute_dtype: torch.dtype = torch.float32) -> pd.DataFrame:
+                    compute_dtype: torch.dtype = torch.float32,
+                    evaluate: Callable[[torch.nn.Module], dict] | None = None) -> pd.DataFrame:
     """Fine-tune with every method and seed on the same batches; a row per method, seed.
 
     ``train_batches`` and ``test_batches`` come from ``training.tokenize_batches``; the
@@ -189,7 +190,8 @@ def compare_methods(train_batches: list, test_batches: list,
     training; train_seconds (the training loop only); memory_bytes and memory_measure (on
     CUDA the peak allocated from loading to the end of training, on a CPU
     ``training_state_bytes``); trainable_parameters; saved_bytes (what ``save_pretrained``
-    writes).
+    writes). ``evaluate(model)``, if given, is called on each trained model and its dict's
+    entries become more columns (e.g. a ``forgetting.ForgettingProbe``).
     """
     methods = list(methods if methods is not None else default_methods())
     device = train_batches[0]["input_ids"].device
@@ -213,7 +215,8 @@ def compare_methods(train_batches: list, test_batches: list,
                     train_seconds=report.seconds, memory_bytes=memory,
                     memory_measure=CUDA_PEAK if on_cuda else COUNTED_STATE,
                     trainable_parameters=trainable_parameters(model),
-                    saved_bytes=saved_bytes(model)))
+                    saved_bytes=saved_bytes(model),
+                    **(evaluate(model) if evaluate is not None else {})))
                 del model
                 bar.update()
     return pd.DataFrame(rows)
