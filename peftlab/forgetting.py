@@ -5,9 +5,9 @@ tokens, then unit length, as its sentence-transformers configuration says). Fine
 encoder for another task (a review classifier) moves those embeddings. Two measures, both on
 texts the fine-tune never saw:
 
-- ``probe_accuracy``: nearest-centroid accuracy of the embeddings on a second task (the category
-  of an instruction): centroids from one split, accuracy on the other. Nothing is trained for
-  it, so it reads what the representation still separates.
+- ``probe_accuracy``: nearest-centroid accuracy of the embeddings on a second task (e.g. the
+  category of an instruction). Nothing is trained for it, so it reads what the representation
+  still separates.
 - ``embedding_cosine``: mean cosine between each held-out text's embedding after the fine-tune
   and before it (1.0: unchanged).
 """
@@ -49,34 +49,42 @@ def sentence_embeddings(model: torch.nn.Module, tokenizer, texts: Sequence[str],
 
 
 class ForgettingProbe:
-    """Measures a model against the embeddings of a reference model (the one before fine-tuning).
+    """Measures a model against a reference (the same model before fine-tuning) on ``texts``.
 
-    ``fit_texts``/``fit_labels`` give the centroids, ``test_texts``/``test_labels`` the accuracy;
-    labels are any hashable values. Call the probe on a model for a dict with
-    ``probe_accuracy`` and ``embedding_cosine``; ``probe.before`` holds the reference's.
+    ``labels`` (any hashable values, at least two texts each) name a second task the reference
+    can do: nearest-centroid accuracy, each text scored against centroids of the *other* texts
+    (leave-one-out), so one embedding pass per model serves both measures. Call the probe on a
+    model for a dict with ``probe_accuracy`` and ``embedding_cosine``; ``probe.before`` holds
+    the reference's own values.
     """
 
-    def __init__(self, tokenizer, reference: torch.nn.Module, fit_texts: Sequence[str],
-                 fit_labels: Sequence, test_texts: Sequence[str], test_labels: Sequence):
-        if len(fit_texts) != len(fit_labels) or len(test_texts) != len(test_labels):
-            raise ValueError("each text needs one label")
-        classes = sorted(set(fit_labels))
-        missing = set(test_labels) - set(classes)
-        if missing:
-            raise ValueError(f"test labels {sorted(missing)} have no example to fit a centroid")
-        self.tokenizer = tokenizer
-        self.fit_texts, self.test_texts = list(fit_texts), list(test_texts)
-        self.fit_labels = torch.tensor([classes.index(label) for label in fit_labels])
-        self.test_labels = torch.tensor([classes.index(label) for label in test_labels])
-        self.n_classes = len(classes)
-        self.reference_test = sentence_embeddings(reference, tokenizer, self.test_texts)
-        self.before = self(reference)
+    def __init__(self, tokenizer, reference: torch.nn.Module, texts: Sequence[str],
+                 labels: Sequence):
+        if len(texts) != len(labels):
+            raise ValueError(f"each text needs one label: {len(texts)} texts, {len(labels)} labels")
+        classes = sorted(set(labels))
+        self.labels = torch.tensor([classes.index(label) for label in labels])
+        counts = torch.bincount(self.labels)
+        if len(classes) < 2 or int(counts.min()) < 2:
+            raise ValueError("the probe needs two labels or more, each with at least two texts "
+                             "(a text is scored against the centroids of the others)")
+        self.tokenizer, self.texts = tokenizer, list(texts)
+        self.reference = sentence_embeddings(reference, tokenizer, self.texts)
+        self.before = self.measure(self.reference)
+
+    def measure(self, embeddings: torch.Tensor) -> dict[str, float]:
+        """Both measures for precomputed embeddings of ``texts`` (rows in the same order)."""
+        one_hot = torch.nn.functional.one_hot(self.labels).to(embeddings.dtype)
+        sums, counts = one_hot.T @ embeddings, one_hot.sum(dim=0)
+        # each text's own class loses the text itself: leave-one-out centroids
+        own = (sums[self.labels] - embeddings) / (counts[self.labels] - 1)[:, None]
+        others = sums / counts[:, None]
+        similarity = embeddings @ torch.nn.functional.normalize(others, dim=-1).T
+        own_similarity = (embeddings * torch.nn.functional.normalize(own, dim=-1)).sum(dim=1)
+        similarity[torch.arange(len(self.labels)), self.labels] = own_similarity
+        correct = similarity.argmax(dim=1) == self.labels
+        return dict(probe_accuracy=correct.float().mean().item(),
+                    embedding_cosine=(embeddings * self.reference).sum(dim=1).mean().item())
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        fit = sentence_embeddings(model, self.tokenizer, self.fit_texts)
-        test = sentence_embeddings(model, self.tokenizer, self.test_texts)
-        centroids = torch.stack([fit[self.fit_labels == k].mean(dim=0)
-                                 for k in range(self.n_classes)])
-        predicted = (test @ torch.nn.functional.normalize(centroids, dim=-1).T).argmax(dim=1)
-        return dict(probe_accuracy=(predicted == self.test_labels).float().mean().item(),
-                    embedding_cosine=(test * self.reference_test).sum(dim=1).mean().item())
+        return self.measure(sentence_embeddings(model, self.tokenizer, self.texts))

@@ -28,7 +28,7 @@ def test_embeddings_are_unit_length_means_over_real_tokens(minilm):
 
 def test_probe_reads_one_before_and_less_after_the_encoder_moves(minilm):
     model, tokenizer = minilm
-    probe = ForgettingProbe(tokenizer, model, TEXTS, LABELS, TEXTS, LABELS)
+    probe = ForgettingProbe(tokenizer, model, TEXTS, LABELS)
     assert probe.before["embedding_cosine"] == pytest.approx(1.0, abs=1e-6)
     assert probe.before["probe_accuracy"] == 1.0
     moved = load_minilm_classifier(seed=0)
@@ -40,11 +40,22 @@ def test_probe_reads_one_before_and_less_after_the_encoder_moves(minilm):
     assert 0.0 <= after["probe_accuracy"] <= 1.0
 
 
+def test_leave_one_out_centroids_score_each_text_against_the_others():
+    probe = ForgettingProbe.__new__(ForgettingProbe)
+    probe.labels = torch.tensor([0, 0, 1, 1])
+    # text 1 sits near class 1's centroid, but its own class's centroid without it is text 0
+    points = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.3, 0.95]]), dim=-1)
+    probe.reference = points
+    measured = probe.measure(points)
+    assert measured["probe_accuracy"] == 0.75 and measured["embedding_cosine"] == pytest.approx(1)
+
+
 def test_probe_refuses_labels_it_cannot_fit_and_models_without_bert(minilm):
     model, tokenizer = minilm
-    with pytest.raises(ValueError, match="no example"):
-        ForgettingProbe(tokenizer, model, TEXTS[:2], LABELS[:2], TEXTS, LABELS)
+    with pytest.raises(ValueError, match="at least two texts"):
+        ForgettingProbe(tokenizer, model, TEXTS[:3], LABELS[:3])
     with pytest.raises(ValueError, match="one label"):
-        ForgettingProbe(tokenizer, model, TEXTS, LABELS[:3], TEXTS, LABELS)
+        ForgettingProbe(tokenizer, model, TEXTS, LABELS[:3])
     with pytest.raises(TypeError, match="BertModel"):
         encoder_of(nn.Linear(2, 2))
