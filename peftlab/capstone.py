@@ -306,11 +306,16 @@ def adapter_round_trip(peft_model, profile: Profile, input_ids: torch.Tensor,
 
     Returns the adapter's size on disk and the largest logit differences: merged vs unmerged on
     the fresh base (only rounding), and fresh unquantised base + adapter vs the 4-bit model it was
-    trained on (the quantisation error of the base).
+    trained on (the quantisation error of the base). Without ``folder`` the adapter goes to a
+    temporary folder that is removed before returning (nothing is left in /tmp).
     """
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="capstone-adapter-") as scratch:
+            trip = adapter_round_trip(peft_model, profile, input_ids, folder=scratch)
+        return {**trip, "adapter folder": "(temporary, removed)"}
     from peft import PeftModel
 
-    folder = Path(folder or tempfile.mkdtemp(prefix="capstone-adapter-"))
+    folder = Path(folder)
     peft_model.save_pretrained(folder)
     device = model_device(peft_model)
     input_ids = input_ids.to(device)

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import tempfile
 
 import pytest
 import torch
@@ -306,7 +307,7 @@ def test_capstone_gpu_profile_needs_the_hub_and_says_so(monkeypatch):
         capstone.load_base_model(capstone.GPU_PROFILE)
 
 
-def test_capstone_cpu_run_trains_measures_and_round_trips_the_adapter(tmp_path):
+def test_capstone_cpu_run_trains_measures_and_round_trips_the_adapter(tmp_path, monkeypatch):
     """The CPU profile end to end, shortened: 4-bit MiniLM, evaluated THEN trained (bitsandbytes'
     CPU inference repacking must not break training), peak memory, adapter saved and merged."""
     import dataclasses
@@ -338,5 +339,11 @@ def test_capstone_cpu_run_trains_measures_and_round_trips_the_adapter(tmp_path):
     assert report.peak_memory_bytes > 2**20 and "resident" in report.memory_measured
     trip = capstone.adapter_round_trip(model, profile, ids, folder=tmp_path / "adapter")
     assert trip["adapter bytes on disk"] == capstone.folder_bytes(tmp_path / "adapter") > 0
+    # without a folder (as the notebook calls it) the adapter's temporary folder is removed
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    temporary = capstone.adapter_round_trip(model, profile, ids)
+    assert temporary["adapter bytes on disk"] == trip["adapter bytes on disk"]
+    assert not list((tmp_path / "tmp").iterdir()), "adapter_round_trip left its folder behind"
     assert trip["max |merged - unmerged|"] < 1e-3
     assert trip["max |unquantised base + adapter - 4-bit base + adapter|"] > 0
