@@ -155,14 +155,14 @@ def load_base_model(profile: Profile, quantization_config=None, seed: int = 0):
     kwargs = {"dtype": profile.compute_dtype}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
+    if profile.device == "cuda":  # MiniLM too (`make gpu-check` runs the CPU profile on a GPU)
+        kwargs["device_map"] = {"": 0}
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # "newly initialised weights" is expected for MiniLM's head
     try:
         if profile.model_id == MINILM:
             model = AutoModelForCausalLM.from_pretrained(minilm_dir(), is_decoder=True, **kwargs)
         else:
-            if profile.device == "cuda":
-                kwargs["device_map"] = {"": 0}
             model = AutoModelForCausalLM.from_pretrained(profile.model_id, **kwargs)
     except OSError as error:
         hint = " (HF_HUB_OFFLINE is set)" if offline() else ""
