@@ -345,3 +345,39 @@ def test_merge_rebuilds_one_gradebook_with_every_score(graded, tmp_path):
             if row["status"] == "graded":
                 notebook = gradebook.find_submission_notebook(row["notebook"], assignment, student)
                 assert float(notebook.score) == float(row["score"]), (student, assignment)
+
+
+def test_export_puts_formgraders_manual_scores_into_grades_csv(graded, tmp_path):
+    """A score given by hand (as formgrader stores it: manual_score, needs_manual_grade False) reaches the
+    CSV for the LMS through `python -m autograder.export OUT`; the other rows keep their scores."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    from autograder.export import main as export
+
+    out, grades, cells, _ = graded
+    copy = tmp_path / "out"
+    (copy / "course").mkdir(parents=True)
+    for name in ("grades.csv", "cells.csv", "course/gradebook.db"):
+        shutil.copyfile(out / name, copy / name)
+    chapter = TAMPER.assignment
+    row = grades[("solution", chapter)]
+    [manual] = [k for k, v in cells[("solution", chapter)].items() if v["autograded"] == "False"]
+    given = float(cells[("solution", chapter)][manual]["max_score"]) / 2
+    with Gradebook(f"sqlite:///{copy / 'course' / 'gradebook.db'}") as gradebook:
+        grade = gradebook.find_grade(manual, row["notebook"], chapter, "solution")
+        grade.manual_score, grade.needs_manual_grade = given, False
+        gradebook.db.commit()
+    assert export([str(copy)]) == 0
+    exported = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(copy / "grades.csv"))}
+    mine = exported[("solution", chapter)]
+    assert float(mine["score"]) == float(row["score"]) + given and float(mine["manual_score"]) == given
+    assert mine["needs_manual_grade"] == "False" and row["needs_manual_grade"] == "True"
+    assert exported.keys() == grades.keys()
+    for key, before in grades.items():
+        if key != ("solution", chapter):
+            assert exported[key]["score"] == before["score"], key
+    cell = next(r for r in csv.DictReader(open(copy / "cells.csv"))
+                if (r["student_id"], r["assignment"], r["grade_id"]) == ("solution", chapter, manual))
+    assert float(cell["score"]) == given
