@@ -24,17 +24,37 @@ SETUP_GRADE_ID = "setup"
 SETUP_CELL = '''\
 # Setup: on Google Colab, install the course (pinned packages, the peftlab
 # library, the data sets); anywhere else this cell does nothing.
-# Your fork? Change repository.url in _config.yml (`make fork`).
-COURSE_REPOSITORY = "{repository}"
+# Your fork? Change repository.url in _config.yml (`make fork`), or set the
+# environment variable COURSE_REPOSITORY to any git URL (a local one too).
 import os, subprocess, sys
+DEFAULT_REPOSITORY = "{repository}"
+COURSE_REPOSITORY = os.environ.get("COURSE_REPOSITORY", DEFAULT_REPOSITORY)
 if "google.colab" in sys.modules:
-    course_dir = "/content/" + COURSE_REPOSITORY.rstrip("/").split("/")[-1]
-    if not os.path.isdir(course_dir):
-        clone = ["git", "clone", "--depth", "1", COURSE_REPOSITORY, course_dir]
-        subprocess.run(clone, check=True)
+    from importlib import metadata
+
+    def installed() -> dict:
+        return {{d.metadata["Name"].lower(): d.version for d in metadata.distributions()}}
+
+    home = "/content" if os.path.isdir("/content") else os.getcwd()
+    course_dir = os.path.join(home, COURSE_REPOSITORY.rstrip("/").split("/")[-1])
+    done = os.path.join(course_dir, ".course-installed")
+    if not os.path.exists(done):
+        if not os.path.isdir(course_dir):
+            clone = ["git", "clone", "--depth", "1", COURSE_REPOSITORY, course_dir]
+            subprocess.run(clone, check=True)
+        before = installed()
         requirements = f"{{course_dir}}/requirements.txt"
         install = ["-m", "pip", "install", "-q", "-r", requirements, "-e", course_dir]
         subprocess.run([sys.executable, *install], check=True)
+        open(done, "w").close()
+        changed = {{n for n, v in installed().items() if before.get(n, v) != v}}
+        # a package that this session had already imported was replaced on disk
+        stale = [m for m, dists in metadata.packages_distributions().items()
+                 if m in sys.modules and changed & {{d.lower() for d in dists}}]
+        if stale:
+            print("restart the runtime (Runtime → Restart session), "
+                  "then run this cell again")
+            raise SystemExit(f"replaced while loaded: {{', '.join(sorted(stale))}}")
     sys.path.insert(0, course_dir)'''
 
 
