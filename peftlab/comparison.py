@@ -223,10 +223,11 @@ def compare_methods(train_batches: list, test_batches: list,
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per method, in the order of ``results``: mean and range over seeds.
+    """One row per method, in the order of ``results``: mean or median, and range over seeds.
 
-    Accuracy and training seconds get mean, min and max; memory, trainable parameters and
-    saved size do not depend on the seed (their mean is shown, in MB where a size).
+    Accuracy gets mean, min and max; training seconds median, min and max (a timing is
+    reported as a median of repeats with its range); memory, trainable parameters and saved
+    size do not depend on the seed (their mean is shown, in MB where a size).
     """
     grouped = results.groupby("method", sort=False)
     table = pd.DataFrame({
@@ -236,7 +237,7 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
         "accuracy": grouped["accuracy"].mean(),
         "acc min": grouped["accuracy"].min(),
         "acc max": grouped["accuracy"].max(),
-        "train s": grouped["train_seconds"].mean(),
+        "median s": grouped["train_seconds"].median(),
         "s min": grouped["train_seconds"].min(),
         "s max": grouped["train_seconds"].max(),
         "memory MB": grouped["memory_bytes"].mean() / 1e6,
@@ -248,7 +249,8 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_comparison(results: pd.DataFrame, baseline: float | None = None):
-    """Bar charts of the mean over seeds, error bars from min to max, one dot per seed.
+    """Bar charts of the mean over seeds (the median for time), error bars from min to max,
+    one dot per seed.
 
     Panels: accuracy (with ``baseline``, e.g. the majority-class share, as a dashed line),
     training seconds, memory (as ``memory_measure`` says), trainable parameters and saved
@@ -269,7 +271,7 @@ def plot_comparison(results: pd.DataFrame, baseline: float | None = None):
     for ax, (column, scale, title, unit, log) in zip(axes.flat, panels):
         values = [results.loc[results["method"] == name, column] / scale
                   for name in names]
-        means = [v.mean() for v in values]
+        means = [v.median() if column == "train_seconds" else v.mean() for v in values]
         # Clipped at 0: the mean of equal values can exceed their max by a rounding error.
         spread = [[max(m - v.min(), 0) for m, v in zip(means, values)],
                   [max(v.max() - m, 0) for m, v in zip(means, values)]]
@@ -288,7 +290,8 @@ def plot_comparison(results: pd.DataFrame, baseline: float | None = None):
         axes.flat[0].legend(fontsize=8, loc="lower right")
     measure = textwrap.fill(results["memory_measure"].iloc[0], 38)
     axes.flat[-1].axis("off")
-    axes.flat[-1].text(0, 0.5, f"bars: mean over {results['seed'].nunique()} seeds\n"
+    axes.flat[-1].text(0, 0.5, f"bars: mean over {results['seed'].nunique()} seeds "
+                       "(time: median)\n"
                        f"error bars: min to max\ndots: single seeds\n\nmemory: {measure}",
                        va="center")
     fig.tight_layout()

@@ -1,5 +1,6 @@
 """Unit tests of the helper library peftlab."""
 
+import collections
 import contextlib
 import io
 import tempfile
@@ -252,6 +253,7 @@ def test_summary_table_and_plot_show_mean_and_spread():
     assert list(table.index) == ["full fine-tuning", "LoRA"]
     assert table.loc["LoRA", "accuracy"] == pytest.approx(0.7)
     assert (table.loc["LoRA", "acc min"], table.loc["LoRA", "acc max"]) == (0.6, 0.9)
+    assert (table.loc["LoRA", "median s"], table.loc["LoRA", "s max"]) == (2.0, 3.0)
     assert table.loc["full fine-tuning", "memory MB"] == pytest.approx(400)
     figure = plot_comparison(pd.DataFrame(rows))
     scales = [ax.get_yscale() for ax in figure.axes if ax.axison]
@@ -293,6 +295,8 @@ def test_capstone_prompt_and_shipped_data():
         "information_extraction", "open_qa", "summarization"})
     assert not {(r["instruction"], r["context"]) for r in train} & {
         (r["instruction"], r["context"]) for r in test}
+    # the 48 scored rows are balanced: the majority-class baseline is 1/8
+    assert collections.Counter(r["category"] for r in test) == dict.fromkeys(categories, 6)
     prompt = capstone.category_prompt({"instruction": " Why? ", "context": "x" * 1000})
     assert prompt == f"Instruction: Why?\nContext: {'x' * capstone.CONTEXT_CHARACTERS}\nCategory:"
     assert capstone.category_prompt({"instruction": "Hi", "context": ""}) == (

@@ -58,6 +58,25 @@ TEMPLATES: dict[str, list[str]] = {
                       "In two sentences, what is this passage about {topic} saying?",
                       "Write a TL;DR of the following text on {topic}."],
 }
+# Two more templates per category for the test split only: a held-out row is never a training
+# template with other words filled in, so accuracy on it is not template recognition.
+TEST_TEMPLATES: dict[str, list[str]] = {
+    "brainstorming": ["Suggest a few fun activities related to {topic}.",
+                      "What could a new club about {topic} do at its first meeting?"],
+    "classification": ["Label each item as {kind1} or {kind2}: {items}.",
+                       "Group the following by whether they are a {kind1} or a {kind2}: {items}"],
+    "closed_qa": ["In the text, in which city did {person} begin working on {topic}?",
+                  "Given the passage, how many books have followed {person}'s work on {topic}?"],
+    "creative_writing": ["Write a limerick about {topic}.",
+                         "Imagine {person} visiting a museum of {topic} and write the scene."],
+    "general_qa": ["What is the best way to start learning about {topic}?",
+                   "Do you think {topic} will still matter in fifty years?"],
+    "information_extraction": ["List the years mentioned in the passage about {topic}.",
+                               "Which city is named in this text, and what happened there?"],
+    "open_qa": ["How old is {topic}?", "Who first wrote about {topic}?"],
+    "summarization": ["Condense this text about {topic} into a single line.",
+                      "Briefly, what does the passage about {topic} say?"],
+}
 WITH_CONTEXT = {"closed_qa", "information_extraction", "summarization"}
 CATEGORIES = sorted(TEMPLATES)
 
@@ -71,13 +90,14 @@ def context(rng: random.Random, topic: str, person: str) -> str:
             f"Since then {fact}, and {rng.randrange(2, 40)} books have followed.")
 
 
-def example(rng: random.Random, category: str) -> dict[str, str]:
-    """One instruction of ``category`` with its context ("" for categories that take none)."""
+def example(rng: random.Random, category: str,
+            templates: dict[str, list[str]] = TEMPLATES) -> dict[str, str]:
+    """One instruction of ``category`` from ``templates``, with its context ("" if none)."""
     topic, person = rng.choice(TOPICS), rng.choice(PEOPLE)  # a question asks about its context
     (a, kind1), (b, kind2) = rng.sample(THINGS, 2)
     others = [name for name, kind in THINGS if kind in (kind1, kind2) and name not in (a, b)]
     items = ", ".join(rng.sample(others + [a, b], k=min(4, len(others) + 2)))
-    text = rng.choice(TEMPLATES[category]).format(
+    text = rng.choice(templates[category]).format(
         topic=topic, person=person, kind1=kind1, kind2=kind2, items=items)
     return {"instruction": text[0].upper() + text[1:],
             "context": context(rng, topic, person) if category in WITH_CONTEXT else "",
@@ -88,18 +108,25 @@ def main() -> None:
     rng = random.Random(SEED)
     seen: set[tuple[str, str]] = set()
     splits: dict[str, list[dict[str, str]]] = {"train": [], "test": []}
-    for split, per_category in (("train", N_TRAIN_PER_CATEGORY), ("test", N_TEST_PER_CATEGORY)):
+    for split, per_category, templates in (("train", N_TRAIN_PER_CATEGORY, TEMPLATES),
+                                           ("test", N_TEST_PER_CATEGORY, TEST_TEMPLATES)):
+        by_category: dict[str, list[dict[str, str]]] = {}
         for category in CATEGORIES:
-            made = 0
-            while made < per_category:
-                row = example(rng, category)
+            by_category[category] = []
+            while len(by_category[category]) < per_category:
+                row = example(rng, category, templates)
                 key = (row["instruction"], row["context"])
                 if key in seen:
                     continue
                 seen.add(key)
-                splits[split].append(row)
-                made += 1
-        rng.shuffle(splits[split])
+                by_category[category].append(row)
+        if split == "train":
+            splits[split] = [row for rows in by_category.values() for row in rows]
+            rng.shuffle(splits[split])
+        else:  # rounds of one row per category (shuffled): every prefix of 8k rows is balanced
+            for round_ in range(per_category):
+                order = rng.sample(CATEGORIES, len(CATEGORIES))
+                splits[split] += [by_category[category][round_] for category in order]
     folder = Path(__file__).resolve().parent
     for split, rows in splits.items():
         with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as out:
