@@ -35,7 +35,7 @@ if "google.colab" in sys.modules:
     def installed() -> dict:
         return {{d.metadata["Name"].lower(): d.version for d in metadata.distributions()}}
 
-    home = "/content" if os.path.isdir("/content") else os.getcwd()
+    home = os.environ.get("COURSE_HOME", "/content")  # where the course is cloned
     course_dir = os.path.join(home, COURSE_REPOSITORY.rstrip("/").split("/")[-1])
     done = os.path.join(course_dir, ".course-installed")
     if not os.path.exists(done):
