@@ -107,9 +107,18 @@ public: instructor-only $(STAMP)
 	@if [ -z "$(DEST)" ]; then echo "usage: make public DEST=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.public "$(DEST)"
 
-fork: instructor-only $(STAMP)
+# The instructors' repository regenerates the student edition (autograder.fork); the public edition,
+# which has no solutions to regenerate from, rewrites the address in _config.yml and the setup cells.
+fork: $(STAMP)
 	@if [ -z "$(REPO)" ]; then echo "usage: make fork REPO=https://github.com/<you>/<repo>"; exit 2; fi
-	$(BIN)/python -m autograder.fork "$(REPO)"
+	@if [ -d solutions ] && [ -d autograder ]; then $(BIN)/python -m autograder.fork "$(REPO)"; else \
+	  $(BIN)/python -c "import json, pathlib, re, sys; url = sys.argv[1]; \
+	  assert re.fullmatch(r'https://[^\s\"\x27#]+', url), f'{url!r} is not an https URL of a repository'; \
+	  config = pathlib.Path('_config.yml'); text = config.read_text(); \
+	  old = re.search(r'(?m)^repository:\n(?:[ \t].*\n)*?[ \t]+url:[ \t]*(\S+)', text).group(1); \
+	  paths = [config, *sorted(pathlib.Path('notebooks').glob('*/*.ipynb'))]; \
+	  [p.write_text(p.read_text().replace(old, url)) for p in paths]; \
+	  print(f'{old} -> {url} in _config.yml and {len(paths) - 1} notebooks')" "$(REPO)"; fi
 
 fixtures: instructor-only $(STAMP)
 	@if [ -z "$(OUT)" ]; then echo "usage: make fixtures OUT=<folder>"; exit 2; fi

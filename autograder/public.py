@@ -2,9 +2,12 @@
 
     python -m autograder.public DEST
 
-DEST receives the book, the student notebooks, the peftlab library, the data, the configuration and
-the README (no ``solutions/``, ``autograder/``, ``tests/``). The export is then scanned for every
-solution and hidden-test line of ``solutions/``; any hit removes nothing silently: it fails.
+DEST receives the book, the student notebooks, the peftlab library, the data and the configuration
+(no ``solutions/``, ``autograder/``, ``bench/``, instructors' ``tests/``), with a README and tests
+written for the public edition (``autograder/public_edition/``: the README names only what the
+edition holds and the commands that work there; its ``tests/`` are what ``make test`` runs there).
+The export is then scanned for every solution and hidden-test line of ``solutions/``; any hit removes
+nothing silently: it fails.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from .course import ROOT
 from .leaks import answers, book_pages, fingerprints, scan, scan_answers
 
 PUBLIC = [
-    "README.md", "LICENSE", "CONTRIBUTING.md", "_config.yml", "_toc.yml", "environment.yml",
+    "README.md", "LICENSE", "_config.yml", "_toc.yml", "environment.yml",
     "requirements.txt", "requirements-dev.txt", "requirements.lock", "pyproject.toml", "Makefile",
     ".gitignore", "book", "notebooks", "peftlab", "data",
 ]
+# Written for the public edition (source here, path there); its README replaces the instructors' one.
+EDITION = Path(__file__).resolve().parent / "public_edition"
+WRITTEN_FOR_IT = [(EDITION / "README.md", "README.md"), (EDITION / "tests", "tests")]
 IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.egg-info", "_build")
 
 
@@ -31,8 +37,7 @@ def export(destination: Path) -> list[Path]:
         raise SystemExit(f"error: {destination} is not empty; choose a new folder")
     destination.mkdir(parents=True, exist_ok=True)
     copied = []
-    for name in PUBLIC:
-        source = ROOT / name
+    for source, name in [(ROOT / name, name) for name in PUBLIC] + WRITTEN_FOR_IT:
         if not source.exists():
             continue
         target = destination / name

@@ -19,8 +19,10 @@ def test_public_edition_has_what_students_need_and_nothing_else(public):
     for needed in ("README.md", "_config.yml", "_toc.yml", "environment.yml", "requirements.txt", "book/intro.md",
                    "peftlab/__init__.py", "data/reviews/README.md", "notebooks/ch04_lora/lora.ipynb"):
         assert (dest / needed).exists(), needed
-    for secret in ("solutions", "autograder", "tests", ".ci", "bench"):
+    for secret in ("solutions", "autograder", ".ci", "bench", "CONTRIBUTING.md"):
         assert not (dest / secret).exists(), secret
+    # its tests are its own (autograder/public_edition/tests), not the instructors'
+    assert sorted(p.name for p in (dest / "tests").iterdir()) == ["test_edition.py"]
 
 
 def test_public_edition_and_its_website_reveal_no_solution_hidden_test_or_answer(public):
