@@ -22,6 +22,7 @@ help:
 	@echo "make grade SUBMISSIONS=<folder or .zip> OUT=<folder> [WORKERS=N] [SHARD=K/N]   autograde a class (sandboxed; UNSANDBOXED=1 without)"
 	@echo "make merge SHARDS='<out1> <out2> ...' OUT=<folder>   join the outputs of shards"
 	@echo "make export OUT=<folder>    after hand grading in formgrader: its scores into OUT/grades.csv"
+	@echo "make hub-course COURSE=<folder> [IDS='ch04_lora ...']   an nbgrader course folder (release/) for the hub's exchange"
 	@echo "make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]  time the grader on a synthetic class"
 	@echo "make bench [MODELS='qwen2.5-0.5b llama-2-7b'] [METHODS='full lora qlora'] [BATCH=4] [SEQ=512] [STEPS=10] [JSON=<file>]"
 	@echo "               peak memory and tokens/s of full fine-tuning, LoRA, QLoRA beside the prediction (GPU; CPU: tiny)"
@@ -84,6 +85,12 @@ merge: instructor-only $(STAMP)
 export: instructor-only $(STAMP)
 	@if [ -z "$(OUT)" ]; then echo "usage: make export OUT=<folder>"; exit 2; fi
 	$(BIN)/python -m autograder.export "$(OUT)"
+
+# An nbgrader course folder for a JupyterHub's exchange: source/, release/<id>/, gradebook, config.
+.PHONY: hub-course
+hub-course: instructor-only $(STAMP)
+	@if [ -z "$(COURSE)" ]; then echo "usage: make hub-course COURSE=<folder> [IDS='ch04_lora ...']"; exit 2; fi
+	$(BIN)/python -m autograder.hub "$(COURSE)" $(IDS)
 
 grade-bench: instructor-only $(STAMP)
 	@if [ -z "$(OUT)" ]; then echo "usage: make grade-bench OUT=<folder> [STUDENTS=60] [WORKERS=2]"; exit 2; fi

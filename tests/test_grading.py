@@ -381,3 +381,44 @@ def test_export_puts_formgraders_manual_scores_into_grades_csv(graded, tmp_path)
     cell = next(r for r in csv.DictReader(open(copy / "cells.csv"))
                 if (r["student_id"], r["assignment"], r["grade_id"]) == ("solution", chapter, manual))
     assert float(cell["score"]) == given
+
+
+def test_the_jupyterhub_route_releases_collects_and_hands_the_grader_a_class_folder(graded, tmp_path):
+    """The hub route of the instructors' page on a copy of the class's course folder (what
+    `python -m autograder.hub` writes: source/, release/ from generate_assignment, the gradebook):
+    nbgrader's exchange releases, a student fetches and submits, the instructor collects, and the
+    grader's intake reads `COURSE/submitted` as a class folder. In process (no nbgrader start-up)."""
+    import os
+    import shutil
+
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import (ExchangeCollect, ExchangeFetchAssignment,
+                                           ExchangeReleaseAssignment, ExchangeSubmit)
+    from traitlets.config import Config
+
+    from autograder import intake
+    from autograder.course import notebook_names
+
+    out, _, _, _ = graded
+    chapter, course, exchange, home = TAMPER.assignment, tmp_path / "course", tmp_path / "exchange", tmp_path / "home"
+    shutil.copytree(out / "course" / "release" / chapter, course / "release" / chapter)
+    shutil.copyfile(out / "course" / "gradebook.db", course / "gradebook.db")
+    released = sorted(p.name for p in (course / "release" / chapter).glob("*.ipynb"))
+    assert released == sorted(p.name for p in (NOTEBOOKS / chapter).glob("*.ipynb"))
+    for name in released:  # release/ is the student edition of notebooks/
+        assert nbformat.read(course / "release" / chapter / name, as_version=4).cells == \
+            nbformat.read(NOTEBOOKS / chapter / name, as_version=4).cells
+    exchange.mkdir()
+    os.chmod(exchange, 0o777)  # nbgrader's exchange wants a world-writable root
+    home.mkdir()
+    config = Config()
+    config.CourseDirectory.root, config.CourseDirectory.course_id = str(course), "peft-from-scratch"
+    config.CourseDirectory.assignment_id = chapter
+    config.Exchange.root, config.Exchange.assignment_dir = str(exchange), str(home)
+    coursedir = CourseDirectory(config=config)
+    for step in (ExchangeReleaseAssignment, ExchangeFetchAssignment, ExchangeSubmit, ExchangeCollect):
+        step(coursedir=coursedir, authenticator=Authenticator(config=config), config=config).start()
+    found, unmatched = intake.find_submissions(course / "submitted", notebook_names())
+    assert not unmatched and [(s.assignment, s.notebook + ".ipynb") for s in found] == \
+        [(chapter, name) for name in released]
