@@ -82,7 +82,7 @@ def graded(tmp_path_factory):
 
 
 TAMPER = load_mistakes("ch04_lora")[0]  # the naming, repair and misbehaving cases below use its cells
-CELL_TIMEOUT = 120  # the solution's slowest cell takes a fraction of it; the endless loop costs it once
+CELL_TIMEOUT = 60  # the solution's slowest cell takes a fraction of it; the endless loop costs it once
 NB = TAMPER.notebook  # the notebook the arrival cases below use
 # student -> (file name in the zip, what the row must say); all hold the solution unless said otherwise
 ARRIVALS = {
