@@ -13,7 +13,7 @@ export PYTHONWARNINGS ?= ignore
 # cell measured 8x slower (180 s instead of 23 s). Waiting threads sleep instead.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help venv book test release grade merge grade-bench bench gpu-check public fork fixtures lock clean
+.PHONY: help venv book test release grade merge grade-bench bench gpu-check public fork fixtures signals lock clean
 
 help:
 	@echo "make book      build the website into _build/html"
@@ -31,6 +31,7 @@ help:
 	@echo "make public DEST=<folder>   export the public edition (no solutions, no hidden tests)"
 	@echo "make fork REPO=<url>        point the launch buttons and setup cells at your fork"
 	@echo "make fixtures OUT=<folder>  write the wrong-submission fixtures as a class folder"
+	@echo "make signals IDS='ch05_quantization ...'   which classic mistakes the visible and the hidden tests catch"
 
 # torch is the CPU build: requirements.lock pins torch==<version>+cpu, which the package index (PyPI)
 # does not have (its Linux torch is the CUDA build, with nvidia-* libraries the lock does not list).
@@ -132,6 +133,10 @@ fixtures: instructor-only $(STAMP)
 	$(BIN)/python -m autograder.mistakes "$(OUT)"
 
 .PHONY: instructor-only
+signals: instructor-only $(STAMP)
+	@if [ -z "$(IDS)" ]; then echo "usage: make signals IDS='ch05_quantization ...'"; exit 2; fi
+	$(BIN)/python -m autograder.signals $(IDS)
+
 instructor-only:
 	@if [ ! -d solutions ] || [ ! -d autograder ]; then \
 	  echo "This is the public edition: release, grading and export need the instructors' repository."; exit 2; fi
