@@ -12,7 +12,7 @@ import pytest
 from autograder.signals import measure, report
 
 pytestmark = pytest.mark.slow
-REWRITTEN = ["ch05_quantization", "ch06_qlora", "ch07_dora"]
+REWRITTEN = ["ch05_quantization", "ch06_qlora", "ch07_dora", "ch09_beyond"]
 VISIBLE_TARGET = 0.8
 
 
